@@ -1,0 +1,1 @@
+"""The service layer: commands and queries that edges (CLI, web, MQTT) call."""

@@ -1,0 +1,80 @@
+"""What the service layer needs from storage. The SQL adapter and the in-memory fake both
+provide it; services depend on these protocols only.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from types import TracebackType
+from typing import Protocol, Self
+
+from stepout.domain.events import Event
+from stepout.domain.practice import Practice
+from stepout.domain.records import Concern, Exit, Session
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which sessions a query covers. Dates are read in each practice's time zone and both
+    ends are inclusive; None means unbounded. Only ended sessions are audited and billed."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    practice: str | None = None
+    therapist: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBundle:
+    """One session with everything recorded against it: the unit the rules judge."""
+
+    session: Session
+    exits: tuple[Exit, ...] = ()
+    concerns: tuple[Concern, ...] = ()
+
+
+class Ledger(Protocol):
+    def append(self, events: Sequence[Event]) -> None:
+        """Append to the hash-chained log and update the projections, in this unit of work.
+        Raises `stepout.domain.events.EvolveError` if an event does not apply."""
+
+
+class Records(Protocol):
+    def practice(self, practice_id: str) -> Practice | None: ...
+    def practices(self, ids: Iterable[str]) -> dict[str, Practice]: ...
+    def session(self, session_id: str) -> Session | None: ...
+    def sessions(self, ids: Iterable[str]) -> dict[str, Session]: ...
+    def exit(self, exit_id: str) -> Exit | None: ...
+    def exits(self, ids: Iterable[str]) -> dict[str, Exit]: ...
+    def exits_of_session(self, session_id: str) -> list[Exit]: ...
+    def concern(self, concern_id: str) -> Concern | None: ...
+    def concerns(self, ids: Iterable[str]) -> dict[str, Concern]: ...
+    def concerns_of_session(self, session_id: str) -> list[Concern]: ...
+
+    def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
+        """The therapist's exit with no return, in a session still in progress, if any."""
+
+    def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
+        """Ended sessions in the selection with their exits and concerns, streamed in
+        (start, id) order; memory stays bounded by one chunk, not by the selection."""
+
+    def dump(self) -> Iterator[Session | Exit | Concern]:
+        """Every stored record, sessions before the exits and concerns of each, for export."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the `with` block without `commit()` rolls everything back."""
+
+    records: Records
+    ledger: Ledger
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
