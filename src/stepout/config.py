@@ -1,0 +1,28 @@
+"""Settings, from the environment (prefix `STEPOUT_`) or a `.env` file."""
+
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return user_data_path("stepout", appauthor=False)
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'stepout.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEPOUT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL: sqlite:///path.db (default, in the user's data directory)"
+        " or postgresql+psycopg://user@host/db",
+    )
+    policy: Path | None = Field(
+        default=None, description="A policy TOML file that overrides the shipped default."
+    )
