@@ -8,6 +8,7 @@ from datetime import date
 from types import TracebackType
 from typing import Protocol, Self
 
+from stepout.domain.bundle import SessionBundle as SessionBundle
 from stepout.domain.events import Event
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
@@ -22,15 +23,6 @@ class Selection:
     date_to: date | None = None
     practice: str | None = None
     therapist: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionBundle:
-    """One session with everything recorded against it: the unit the rules judge."""
-
-    session: Session
-    exits: tuple[Exit, ...] = ()
-    concerns: tuple[Concern, ...] = ()
 
 
 class Ledger(Protocol):
@@ -65,8 +57,11 @@ class Records(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls everything back."""
 
-    records: Records
-    ledger: Ledger
+    @property
+    def records(self) -> Records: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     def __enter__(self) -> Self: ...
 
