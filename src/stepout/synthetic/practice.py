@@ -25,7 +25,7 @@ PATTERNS = 256  # distinct day patterns drawn per practice
 TELEHEALTH_SHARES = (0.1, 0.3, 0.5, 0.9)  # per therapist, drawn uniformly
 PRESCRIBER_EVERY = 8  # t-003, t-011, t-019, ...: therapists who also bill E/M visits
 CASELOAD = (22, 34)  # clients per therapist, inclusive range
-BASE_EXIT_RATE = (0.030, 0.055)  # per therapist, uniform: share of sessions with an exit
+BASE_EXIT_RATE = (0.025, 0.040)  # per therapist, uniform: share of sessions with an exit
 HIGH_EXIT_RATE = 0.10  # extra random chance for a high-rate therapist ...
 HIGH_EXIT_EVERY = 12  # ... on top of an exit in every 12th of their sessions (12th, 24th, ...)
 
@@ -66,10 +66,10 @@ def sizes(sessions: int, therapists: int | None, rooms: int | None) -> tuple[int
 
 
 def high_rate_count(therapists: int) -> int:
-    """None for a lone therapist; t-001 up to 9; t-001 and t-002 up to 99; then 2 %."""
+    """None for a lone therapist; t-001 up to 9; t-001 and t-002 up to 24; then 8 %."""
     if therapists < 10:
         return min(1, therapists - 1)
-    return max(2, round(therapists * 0.02))
+    return max(2, round(therapists * 0.08))
 
 
 def build_cast(
