@@ -6,8 +6,8 @@ folding `evolve` over the ledger in order. Timestamps inside `data` are ISO 8601
 the interchange format, so that the ledger reads on its own.
 """
 
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any, Final, NamedTuple
 
 from stepout.domain.instants import Instant, parse_instant
 from stepout.domain.interchange import (
@@ -24,8 +24,9 @@ from stepout.domain.records import Concern, Exit, Session
 Record = Session | Exit | Concern | Practice
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
+    """Immutable; a named tuple because an import builds a million of them."""
+
     kind: str  # one of KINDS
     practice: str
     subject: str  # the id of the session, exit or concern (or practice) it is about
