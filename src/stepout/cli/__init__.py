@@ -1,0 +1,48 @@
+"""The `stepout` command line."""
+
+from typing import Annotated
+
+import typer
+
+from stepout import __version__
+from stepout.cli import admin, records, reports
+
+app = typer.Typer(
+    name="stepout",
+    help="Record, guide and audit the moments a therapist leaves the session.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold health data
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stepout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Settings come from STEPOUT_* environment variables (see `docs/operations.md`)."""
+
+
+app.command("init")(admin.init)
+app.command("demo")(admin.demo)
+app.command("import")(records.import_)
+app.command("export")(records.export)
+app.command("generate")(records.generate_)
+app.command("audit")(reports.audit)
+app.command("billing")(reports.billing)
+app.command("summary")(reports.summary)
+app.command("verify")(admin.verify)
+app.command("rebuild")(admin.rebuild)
+app.add_typer(reports.policy_app, name="policy")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,158 @@
+"""`stepout audit`, `stepout billing`, `stepout summary` and `stepout policy show`."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from stepout.adapters.render import (
+    BILLING_FIELDS,
+    FINDING_FIELDS,
+    Format,
+    billing_dict,
+    billing_table,
+    findings_table,
+    write_csv,
+    write_json,
+)
+from stepout.bootstrap import effective_policy
+from stepout.cli.common import console, database, fail, parse_as_of, parse_day, settings
+from stepout.cli.summary import print_summary
+from stepout.policy.model import RULE_IDS, Policy, PolicyError, describe
+from stepout.services.ports import Selection
+from stepout.services.reporting import run_audit, run_billing, summarize
+
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="First session date (YYYY-MM-DD), inclusive.")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last session date, inclusive.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
+PolicyOpt = Annotated[
+    Path | None, typer.Option("--policy", help="Policy TOML file (default: STEPOUT_POLICY).")
+]
+TherapistOpt = Annotated[str | None, typer.Option("--therapist", help="One therapist's id.")]
+LimitOpt = Annotated[int, typer.Option("--limit", help="Rows in the table format (0: all).")]
+
+policy_app = typer.Typer(help="The protocol policy in force.", no_args_is_help=True)
+
+
+def _format(value: str) -> Format:
+    if value not in ("table", "json", "csv"):
+        fail(f"--format: expected table, json or csv, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _policy(path: Path | None) -> Policy:
+    try:
+        return effective_policy(settings(), path)
+    except PolicyError as e:
+        fail(str(e))
+
+
+def _selection(date_from: str | None, date_to: str | None, therapist: str | None) -> Selection:
+    first, last = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    if first and last and last < first:
+        fail("--to: is before --from")
+    return Selection(date_from=first, date_to=last, therapist=therapist)
+
+
+def _more(shown: int, total: int) -> None:
+    if shown < total:
+        console.print(f"… {total - shown} more; use --limit 0, or --format csv or json.")
+
+
+def audit(
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Judge deadlines at this time (default: now).")
+    ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option("--rule", help="Only this rule (repeatable).")
+    ] = None,
+    therapist: TherapistOpt = None,
+    fmt: FormatOpt = "table",
+    policy: PolicyOpt = None,
+    limit: LimitOpt = 200,
+) -> None:
+    """Judge stored sessions against the protocol and list every finding."""
+    out_format, the_policy = _format(fmt), _policy(policy)
+    unknown = sorted(set(rule or ()) - set(RULE_IDS))
+    if unknown:
+        fail(f"--rule: unknown rule {unknown[0]!r}; the rules are: {', '.join(RULE_IDS)}")
+    selection = _selection(date_from, date_to, therapist)
+    instant = parse_as_of(as_of)
+    with database() as db, db.uow() as uow:
+        findings = run_audit(uow.records, selection, the_policy, instant, rule or None)
+    if out_format == "json":
+        write_json((f.as_dict() for f in findings), sys.stdout)
+    elif out_format == "csv":
+        write_csv((f.as_dict() for f in findings), FINDING_FIELDS, sys.stdout)
+    else:
+        shown = findings if limit <= 0 else findings[:limit]
+        console.print(findings_table(shown))
+        _more(len(shown), len(findings))
+        console.print(f"Policy {the_policy.name} version {the_policy.version}.")
+
+
+def billing(
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    therapist: TherapistOpt = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only unsupported, undercoded, supported or not_billed."),
+    ] = None,
+    fmt: FormatOpt = "table",
+    limit: LimitOpt = 200,
+) -> None:
+    """Net face-to-face minutes per session against the billed CPT codes."""
+    out_format = _format(fmt)
+    wanted = set(status or ())
+    bad = sorted(wanted - {"unsupported", "undercoded", "supported", "not_billed"})
+    if bad:
+        fail(f"--status: unknown status {bad[0]!r}")
+    selection = _selection(date_from, date_to, therapist)
+    with database() as db, db.uow() as uow:
+        lines = [
+            line
+            for line in run_billing(uow.records, selection)
+            if not wanted or line.status in wanted
+        ]
+    if out_format == "json":
+        write_json((billing_dict(line) for line in lines), sys.stdout)
+    elif out_format == "csv":
+        write_csv((billing_dict(line) for line in lines), BILLING_FIELDS, sys.stdout)
+    else:
+        shown = lines if limit <= 0 else lines[:limit]
+        console.print(billing_table(shown))
+        _more(len(shown), len(lines))
+
+
+def summary(
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """Sessions, exits by reason, findings by rule and billing at a glance."""
+    the_policy = _policy(policy)
+    selection = _selection(date_from, date_to, None)
+    with database() as db, db.uow() as uow:
+        result = summarize(uow.records, selection, the_policy, parse_as_of(as_of))
+    print_summary(result, the_policy)
+
+
+@policy_app.command("show")
+def policy_show(
+    policy: PolicyOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Print the effective policy: the default with any override merged in."""
+    described = describe(_policy(policy))
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        console.print_json(data=described)
