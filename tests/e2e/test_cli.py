@@ -87,7 +87,8 @@ def test_supervisor_sees_each_breach_with_rule_session_and_exit(
     csv_out = run(cli, "audit", "--format", "csv", "--as-of", AS_OF, "--rule", "absence-too-long")
     header, *rows = csv_out.strip().splitlines()
     assert header == "rule,severity,session,exit,therapist,message,policy_version"
-    assert len(rows) == 1 and rows[0].startswith("absence-too-long,warning,s1,e1,t1,")
+    assert len(rows) == 1
+    assert rows[0].startswith("absence-too-long,warning,s1,e1,t1,")
 
 
 def test_a_bad_file_is_rejected_whole_with_each_line_named(cli: CliRunner, tmp_path: Path) -> None:
@@ -184,6 +185,7 @@ def test_verify_and_rebuild_keep_the_records(cli: CliRunner, tmp_path: Path) -> 
 
 def test_demo_builds_the_practice_and_can_run_twice(cli: CliRunner) -> None:
     first = run(cli, "demo", "--sessions", "500")
-    assert "Exits by reason" in first and "Findings" in first
+    assert "Exits by reason" in first
+    assert "Findings" in first
     second = " ".join(run(cli, "demo", "--sessions", "500").split())
     assert "(0 records added," in second

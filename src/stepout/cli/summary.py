@@ -9,7 +9,7 @@ from stepout.services.reporting import Summary
 
 
 def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "–"
+    return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
 def print_summary(s: Summary, policy: Policy) -> None:
