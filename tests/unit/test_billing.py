@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from stepout.domain.billing import (
     BillingLine,
     billing_status,
+    minimum_net_minutes,
     reconcile,
     supported_codes,
     unsupported_codes,
@@ -352,3 +353,29 @@ def test_reconcile_agrees_with_the_parts(
     )
     assert line.supported_codes == supported_codes(billed, line.net_minutes)
     assert line.status == billing_status(billed, line.net_minutes)
+
+
+@given(
+    billed=st.lists(
+        st.sampled_from(
+            [
+                "90832",
+                "90833",
+                "90834",
+                "90836",
+                "90837",
+                "90838",
+                "90839",
+                "90840",
+                "90785",
+                "99213",
+            ]
+        ),
+        max_size=6,
+    ),
+    net=st.integers(min_value=0, max_value=300),
+)
+def test_minimum_net_minutes_is_exactly_where_codes_stop_being_unsupported(
+    billed: list[str], net: int
+) -> None:
+    assert (unsupported_codes(billed, net) == ()) == (net >= minimum_net_minutes(billed))

@@ -171,6 +171,23 @@ def _short(billed: Sequence[str], net: int) -> tuple[str, ...]:
     return () if short is None else tuple(short)
 
 
+def minimum_net_minutes(billed_codes: Sequence[str]) -> int:
+    """The fewest net minutes that support every billed code: `unsupported_codes` is empty
+    exactly when `net >= minimum_net_minutes(billed_codes)`. 0 when nothing time-based is
+    billed. Storage uses it to skip sessions that cannot be unsupported."""
+    needed, units = 0, 0
+    for code in billed_codes:
+        entry = _CODES.get(code)
+        if entry is None or entry[0] == _ADD_ON:
+            continue
+        minimum = entry[1]
+        if entry[0] == _UNIT:
+            units += 1
+            minimum = _unit_minimum(units)
+        needed = max(needed, minimum)
+    return needed
+
+
 # Judgments depend only on the billed codes and the minutes, and an audit meets few distinct
 # pairs among millions of sessions: remember them. Only tuples are hashable keys; any other
 # sequence is judged afresh.

@@ -10,7 +10,7 @@ in RULE_IDS order), then each concern's (by `raised_at`, id); `exit-rate-high` l
 therapist.
 """
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -78,11 +78,18 @@ def audit(
     policy: Policy,
     as_of: Instant,
     rules: Collection[str] | None = None,
+    *,
+    therapist_counts: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Finding]:
     """The findings of `policy` over the ended sessions among `bundles`, judged at `as_of`.
 
     `rules` restricts the audit to these rule ids (among those the policy enables); the others
     are not computed. Sessions still in progress are skipped.
+
+    `therapist_counts` (therapist -> sessions, sessions with an exit, over the whole
+    selection) lets storage leave out the sessions that cannot yield a finding: no exit, no
+    concern and enough minutes for their billed codes (`minimum_net_minutes`). Without it, the
+    counts come from the bundles, which must then be every session of the selection.
     """
     p = plan(policy, as_of, rules)
     findings: list[Finding] = []
@@ -91,7 +98,10 @@ def audit(
     # For exit-rate-high, per therapist: sessions, and sessions with at least one exit.
     sessions: dict[str, int] = {}
     with_exits: dict[str, int] = {}
-    counting = rate is not None
+    counting = rate is not None and therapist_counts is None
+    if therapist_counts is not None:
+        sessions = {t: n for t, (n, _) in therapist_counts.items()}
+        with_exits = {t: k for t, (_, k) in therapist_counts.items() if k}
     count = sessions.get
     for bundle in bundles:
         session = bundle.session
