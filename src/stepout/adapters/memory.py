@@ -1,12 +1,13 @@
 """An in-memory store with the same ports as the SQL adapter: for fast unit tests of the
 service layer, and as the reference for what the ports mean."""
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
 from stepout.domain.events import Event, Record, evolve
+from stepout.domain.facetime import gross_minutes
 from stepout.domain.instants import day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
@@ -106,6 +107,27 @@ class MemoryRecords:
             yield SessionBundle(
                 s, tuple(self.exits_of_session(s.id)), tuple(self.concerns_of_session(s.id))
             )
+
+    def bundles_to_judge(
+        self,
+        selection: Selection,
+        billing_floor: Callable[[Sequence[str]], int] | None,
+        *,
+        count_therapists: bool = True,
+    ) -> tuple[Iterator[SessionBundle], dict[str, tuple[int, int]]]:
+        counts: dict[str, tuple[int, int]] = {}
+        chosen: list[SessionBundle] = []
+        for b in self.bundles(selection):
+            s = b.session
+            sessions, with_exits = counts.get(s.therapist, (0, 0))
+            counts[s.therapist] = (sessions + 1, with_exits + bool(b.exits))
+            end = s.end or s.start
+            short = billing_floor is not None and gross_minutes(s.start, end) < billing_floor(
+                s.billed_codes
+            )
+            if b.exits or b.concerns or short:
+                chosen.append(b)
+        return iter(chosen), counts if count_therapists else {}
 
     def dump(self) -> Iterator[Session | Exit | Concern]:
         for bundle in self.bundles(Selection()):

@@ -2,7 +2,7 @@
 provide it; services depend on these protocols only.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from types import TracebackType
@@ -49,6 +49,19 @@ class Records(Protocol):
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
         """Ended sessions in the selection with their exits and concerns, streamed in
         (start, id) order; memory stays bounded by one chunk, not by the selection."""
+
+    def bundles_to_judge(
+        self,
+        selection: Selection,
+        billing_floor: Callable[[Sequence[str]], int] | None,
+        *,
+        count_therapists: bool = True,
+    ) -> tuple[Iterator[SessionBundle], dict[str, tuple[int, int]]]:
+        """What an audit must read: the bundles of the selection's ended sessions that have an
+        exit or a concern, or (with `billing_floor`) fewer gross minutes than
+        `billing_floor(billed_codes)`; and (unless `count_therapists` is false, then {}), over the
+        whole selection, each therapist's count of sessions and of sessions with an exit.
+        Every other session yields no finding."""
 
     def dump(self) -> Iterator[Session | Exit | Concern]:
         """Every stored record, sessions before the exits and concerns of each, for export."""

@@ -4,9 +4,9 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from stepout.domain.billing import BillingLine, reconcile
+from stepout.domain.billing import BillingLine, minimum_net_minutes, reconcile
 from stepout.domain.instants import Instant
-from stepout.policy.engine import audit
+from stepout.policy.engine import active_rules, audit
 from stepout.policy.findings import Finding
 from stepout.policy.model import Policy
 from stepout.services.ports import Records, Selection, SessionBundle
@@ -19,7 +19,14 @@ def run_audit(
     as_of: Instant,
     rules: Collection[str] | None = None,
 ) -> list[Finding]:
-    return audit(records.bundles(selection), policy, as_of, rules)
+    """The findings over the selection. Storage reads only the sessions that can yield one
+    (see `Records.bundles_to_judge`); the core judges them."""
+    active = active_rules(policy, rules)
+    floor = minimum_net_minutes if "billed-code-unsupported" in active else None
+    bundles, counts = records.bundles_to_judge(
+        selection, floor, count_therapists="exit-rate-high" in active
+    )
+    return audit(bundles, policy, as_of, active, therapist_counts=counts)
 
 
 def run_billing(records: Records, selection: Selection) -> Iterator[BillingLine]:

@@ -1,0 +1,136 @@
+"""The tables: the ledger (`events`) and the projections folded from it.
+
+Instants are BIGINT microseconds since the epoch (UTC). Projection rows carry an integer `pk`
+that the projection assigns itself, in ledger order, so that a rebuild reproduces every row
+exactly; the public ids (`id`) are unique text. Lists are stored as JSON arrays in text.
+Migrations (`migrations/versions`) create the same schema; a test compares the two.
+"""
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT everywhere, except that SQLite needs INTEGER for a primary key to be the rowid.
+Key = BigInteger().with_variant(Integer(), "sqlite")
+# Ids and names compare byte-wise on both engines (SQLite's BINARY, PostgreSQL's "C"), so that
+# `ORDER BY id` means the same everywhere, whatever the database's locale.
+Name = String().with_variant(String(collation="C"), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class EventRow(Base):
+    """The append-only, hash-chained ledger. `data` is canonical JSON (sorted keys)."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    recorded_us: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(64))
+    practice: Mapped[str] = mapped_column(Name)
+    subject: Mapped[str] = mapped_column(Name)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str | None] = mapped_column(Name)
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PracticeRow(Base):
+    __tablename__ = "practices"
+
+    id: Mapped[str] = mapped_column(Name, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_practice_start", "practice", "start_us", "id"),
+        Index("ix_sessions_therapist", "therapist"),
+    )
+
+    pk: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(Name, unique=True)
+    practice: Mapped[str] = mapped_column(Name, ForeignKey("practices.id"))
+    therapist: Mapped[str] = mapped_column(Name)
+    client: Mapped[str] = mapped_column(Name)
+    room: Mapped[str] = mapped_column(Name)
+    modality: Mapped[str] = mapped_column(String(32))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    end_us: Mapped[int | None] = mapped_column(BigInteger)
+    billed_codes: Mapped[str] = mapped_column(Text)  # JSON array, in billed order
+
+
+class ExitRow(Base):
+    """`practice` and `therapist` repeat the session's, for the open-exit check."""
+
+    __tablename__ = "exits"
+    __table_args__ = (
+        Index("ix_exits_session", "session_pk"),
+        Index(
+            "ix_exits_open_by_therapist",
+            "therapist",
+            sqlite_where="returned_us IS NULL",
+            postgresql_where="returned_us IS NULL",
+        ),
+    )
+
+    pk: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(Name, unique=True)
+    session_pk: Mapped[int] = mapped_column(ForeignKey("sessions.pk"))
+    practice: Mapped[str] = mapped_column(Name)
+    therapist: Mapped[str] = mapped_column(Name)
+    source: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reason_note: Mapped[str | None] = mapped_column(Text)
+    left_us: Mapped[int] = mapped_column(BigInteger)
+    returned_us: Mapped[int | None] = mapped_column(BigInteger)
+    client_informed: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[str | None] = mapped_column(Text)
+    safeguards: Mapped[str] = mapped_column(Text)  # JSON array, sorted
+    client_attended_by: Mapped[str | None] = mapped_column(Text)
+    ems: Mapped[str | None] = mapped_column(String(32))
+    checked_in: Mapped[bool] = mapped_column(Boolean)
+    signed_us: Mapped[int | None] = mapped_column(BigInteger)
+    expected_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class ConcernRow(Base):
+    __tablename__ = "concerns"
+    __table_args__ = (Index("ix_concerns_session", "session_pk"),)
+
+    pk: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(Name, unique=True)
+    session_pk: Mapped[int] = mapped_column(ForeignKey("sessions.pk"))
+    practice: Mapped[str] = mapped_column(Name)
+    raised_us: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AmendmentRow(Base):
+    """One row per `*.amended` event: what changed, and the note, as the addendum reads."""
+
+    __tablename__ = "amendments"
+    __table_args__ = (Index("ix_amendments_subject", "entity", "subject"),)
+
+    seq: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)  # the entry
+    entity: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Name)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[str] = mapped_column(Text)  # canonical JSON object
+
+
+PROJECTIONS = ("amendments", "concerns", "exits", "sessions", "practices")  # children first

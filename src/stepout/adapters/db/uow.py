@@ -1,0 +1,73 @@
+"""The UnitOfWork port on SQL: one connection, one transaction.
+
+A writing unit of work starts its transaction at once, and with it the write queue (BEGIN
+IMMEDIATE on SQLite, the ledger's advisory lock on PostgreSQL): what it reads before it
+appends cannot change under it. A reading one (`read_only=True`) takes no lock and sees one
+consistent snapshot (SQLite's deferred transaction in WAL mode; REPEATABLE READ on
+PostgreSQL). Leaving the `with` block without `commit()` rolls back.
+"""
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+
+from stepout.adapters.db.engine import WRITE
+from stepout.adapters.db.ledger import SqlLedger
+from stepout.adapters.db.queries import SqlRecords
+
+
+class SqlUnitOfWork:
+    records: SqlRecords
+    ledger: SqlLedger
+
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        self._engine = engine
+        self._read_only = read_only
+        self._conn: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """The unit of work's connection, for queries the ports do not cover."""
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open: use it in a `with` block")
+        return self._conn
+
+    def __enter__(self) -> Self:
+        conn = self._engine.connect()
+        try:
+            if not self._read_only:
+                conn.execution_options(**{WRITE: True})
+            elif conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.records = SqlRecords(conn)
+        self.ledger = SqlLedger(conn, writable=not self._read_only)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+        finally:
+            conn.close()
+
+    def commit(self) -> None:
+        self.connection.commit()
+        self.ledger.reset()
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+        self.ledger.reset()

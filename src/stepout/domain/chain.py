@@ -1,0 +1,121 @@
+"""The ledger's hash chain: what an entry's hash covers, and how to find the first break.
+
+Each entry's hash covers the previous entry's hash and the canonical bytes of the entry itself
+(`canonical_entry`). The first entry links to GENESIS. Changing, deleting, inserting or
+reordering any stored entry breaks the chain at that entry or the next one; deleting entries
+from the end leaves no trace in the chain alone (a signed checkpoint of the head catches that).
+
+`entry_hash` is the one place that says how the digest is made: SHA-256 today; an HMAC keyed
+from outside the database later, with no change for the callers.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+GENESIS = "0" * 64  # the `prev_hash` of the first entry
+
+
+def canonical_data(data: dict[str, Any]) -> bytes:
+    """An event's data as canonical JSON: keys sorted, no whitespace, UTF-8."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_entry(
+    seq: int,
+    kind: str,
+    practice: str,
+    subject: str,
+    at: int,
+    actor: str | None,
+    data: bytes,
+    recorded_us: int,
+) -> bytes:
+    """The bytes an entry's hash covers. `data` is the entry's canonical JSON, as stored."""
+    return orjson.dumps(
+        [seq, kind, practice, subject, at, actor, orjson.Fragment(data), recorded_us]
+    )
+
+
+def entry_hash(prev_hash: str, canonical_bytes: bytes) -> str:
+    """The hash of an entry that follows `prev_hash` (lowercase hex)."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes).hexdigest()
+
+
+class LedgerEntry(NamedTuple):
+    """One stored entry, in the column order of the `events` table."""
+
+    seq: int
+    recorded_us: int
+    kind: str
+    practice: str
+    subject: str
+    at: int
+    actor: str | None
+    data: str
+    prev_hash: str
+    hash: str
+
+    def canonical(self) -> bytes:
+        return canonical_entry(
+            self.seq,
+            self.kind,
+            self.practice,
+            self.subject,
+            self.at,
+            self.actor,
+            self.data.encode("utf-8"),
+            self.recorded_us,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    seq: int  # the first entry that is missing or does not verify
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    checked: int  # entries that verified before the break (all of them when intact)
+    first_broken: int | None = None
+    reason: str | None = None
+    head: str = GENESIS  # the hash of the last entry that verified
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken is None
+
+
+def verify_chain(entries: Iterable[LedgerEntry]) -> VerifyResult:
+    """Walk the entries in `seq` order, from the first, and stop at the first break."""
+    prev, expected, checked = GENESIS, 1, 0
+    for entry in entries:
+        problem = _problem(entry, prev, expected)
+        if problem is not None:
+            return VerifyResult(checked, problem.seq, problem.reason, prev)
+        prev, expected, checked = entry.hash, expected + 1, checked + 1
+    return VerifyResult(checked, head=prev)
+
+
+def first_break(entries: Iterable[LedgerEntry]) -> ChainBreak | None:
+    """The first entry that is missing, misplaced or altered; None for an intact chain."""
+    result = verify_chain(entries)
+    if result.first_broken is None:
+        return None
+    return ChainBreak(result.first_broken, result.reason or "")
+
+
+def _problem(entry: LedgerEntry, prev: str, expected: int) -> ChainBreak | None:
+    if entry.seq != expected:
+        if entry.seq > expected:
+            return ChainBreak(expected, f"entry {expected} is missing (next is {entry.seq})")
+        return ChainBreak(expected, f"entry {entry.seq} appears again after {expected - 1}")
+    if entry.prev_hash != prev:
+        return ChainBreak(entry.seq, "prev_hash does not match the previous entry's hash")
+    if entry.hash != entry_hash(prev, entry.canonical()):
+        return ChainBreak(entry.seq, "hash does not match the entry's content")
+    return None
