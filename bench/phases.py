@@ -34,7 +34,7 @@ def _import(db: Database, arg: str) -> dict[str, Any]:
 
 def _audit(db: Database, arg: str) -> dict[str, Any]:
     rules = SQL_RULES if arg == "three" else None
-    with db.uow() as uow:
+    with db.uow(read_only=True) as uow:
         findings = run_audit(uow.records, Selection(), load_policy(), AS_OF, rules)
     by_rule: dict[str, int] = {}
     for f in findings:
@@ -43,7 +43,7 @@ def _audit(db: Database, arg: str) -> dict[str, Any]:
 
 
 def _billing(db: Database, arg: str) -> dict[str, Any]:
-    with db.uow() as uow:
+    with db.uow(read_only=True) as uow:
         count = unsupported = 0
         for line in run_billing(uow.records, Selection()):
             count += 1

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stepout.adapters.memory import MemoryState, MemoryUnitOfWork
+from stepout.domain.events import Event
 from stepout.domain.instants import MICROS_PER_HOUR, parse_instant, to_datetime
 from stepout.domain.interchange import concern_to_dict, exit_to_dict, session_to_dict
 from stepout.domain.records import Concern, Exit, Session
@@ -240,3 +241,46 @@ def test_export_after_import_is_the_identity_on_valid_records(
     second = imported(text.splitlines(keepends=True))
     assert dumped(second) == set(records)
     assert exported(second) == text
+
+
+def test_a_session_in_progress_and_its_exits_wait_for_a_later_export() -> None:
+    state = imported(SAMPLE)
+    with MemoryUnitOfWork(state) as uow:
+        uow.ledger.append(
+            [
+                Event(
+                    "session.started",
+                    "p1",
+                    "s9",
+                    T("2026-11-05T09:00:00Z"),
+                    {
+                        "practice": "p1",
+                        "therapist": "t-001",
+                        "client": "client-0001",
+                        "room": "r1",
+                        "modality": "in_person",
+                        "start": "2026-11-05T09:00:00Z",
+                        "billed_codes": [],
+                    },
+                ),
+                Event(
+                    "exit.declared",
+                    "p1",
+                    "e9",
+                    T("2026-11-05T09:10:00Z"),
+                    {
+                        "session": "s9",
+                        "source": "declared",
+                        "reason": "technical",
+                        "reason_note": None,
+                        "left_at": "2026-11-05T09:10:00Z",
+                        "expected_minutes": 2,
+                    },
+                ),
+            ]
+        )
+        uow.commit()
+    data = exported(state)
+    assert b'"s9"' not in data
+    assert b'"e9"' not in data
+    assert data == exported(imported(SAMPLE))

@@ -130,10 +130,11 @@ class MemoryRecords:
         return iter(chosen), counts if count_therapists else {}
 
     def dump(self) -> Iterator[Session | Exit | Concern]:
-        for bundle in self.bundles(Selection()):
-            yield bundle.session
-            yield from bundle.exits
-            yield from bundle.concerns
+        sessions = [r for r in self._r.values() if isinstance(r, Session)]
+        for s in sorted(sessions, key=lambda s: (s.start, s.id)):
+            yield s
+            yield from self.exits_of_session(s.id)
+            yield from self.concerns_of_session(s.id)
 
 
 class MemoryLedger:

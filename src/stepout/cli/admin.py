@@ -71,7 +71,7 @@ def demo(
                 f"({rejected.errors[0]}); use a fresh STEPOUT_DATABASE_URL",
             )
         policy = effective_policy(settings())
-        with db.uow() as uow:
+        with db.uow(read_only=True) as uow:
             result = summarize(uow.records, Selection(practice=DEMO_PRACTICE), policy, now())
     new = sum(report.created.values())
     console.rule("[bold]Stepout demo practice")

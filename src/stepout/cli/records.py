@@ -72,7 +72,7 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
 ) -> None:
     """Write every stored record as JSON Lines (re-importable)."""
-    with database() as db, db.uow() as uow:
+    with database() as db, db.uow(read_only=True) as uow:
         if out is None:
             export_records(uow.records, sys.stdout.buffer)
             return

@@ -84,7 +84,7 @@ def audit(
         fail(f"--rule: unknown rule {unknown[0]!r}; the rules are: {', '.join(RULE_IDS)}")
     selection = _selection(date_from, date_to, therapist)
     instant = parse_as_of(as_of)
-    with database() as db, db.uow() as uow:
+    with database() as db, db.uow(read_only=True) as uow:
         findings = run_audit(uow.records, selection, the_policy, instant, rule or None)
     if out_format == "json":
         write_json((f.as_dict() for f in findings), sys.stdout)
@@ -115,7 +115,7 @@ def billing(
     if bad:
         fail(f"--status: unknown status {bad[0]!r}")
     selection = _selection(date_from, date_to, therapist)
-    with database() as db, db.uow() as uow:
+    with database() as db, db.uow(read_only=True) as uow:
         lines = [
             line
             for line in run_billing(uow.records, selection)
@@ -140,7 +140,7 @@ def summary(
     """Sessions, exits by reason, findings by rule and billing at a glance."""
     the_policy = _policy(policy)
     selection = _selection(date_from, date_to, None)
-    with database() as db, db.uow() as uow:
+    with database() as db, db.uow(read_only=True) as uow:
         result = summarize(uow.records, selection, the_policy, parse_as_of(as_of))
     print_summary(result, the_policy)
 

@@ -23,11 +23,19 @@ _TO_DICT: Final[dict[type, Callable[[Any], dict[str, Any]]]] = {
 
 
 def export_records(records: Records, out: BinaryIO) -> int:
-    """Write `records.dump()` to `out`, one record per line; return how many were written."""
+    """Write `records.dump()` to `out`, one record per line, leaving out sessions still in
+    progress; return how many were written."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     batch: list[bytes] = []
     count = 0
+    in_progress = False
     for record in records.dump():
+        if isinstance(record, Session):
+            # A session in progress has no `end` yet, so it is not a valid record to exchange;
+            # it and what hangs on it wait for the next export.
+            in_progress = record.end is None
+        if in_progress:
+            continue
         batch.append(dumps(_TO_DICT[type(record)](record), option=newline))
         if len(batch) >= BATCH:
             out.write(b"".join(batch))
