@@ -6,6 +6,7 @@ from typing import Any, Literal, TextIO
 
 import orjson
 from rich.table import Table
+from rich.text import Text
 
 from stepout.domain.billing import BillingLine
 from stepout.policy.findings import Finding
@@ -57,18 +58,22 @@ def write_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str], out: TextIO
 _SEVERITY_STYLE = {"violation": "bold red", "warning": "yellow"}
 
 
-def findings_table(findings: Sequence[Finding]) -> Table:
-    table = Table(title=f"{len(findings)} findings", title_justify="left", expand=False)
+def _title(shown: int, total: int, noun: str) -> str:
+    return f"{total:,} {noun}" + (f" (the first {shown:,})" if shown < total else "")
+
+
+def findings_table(findings: Sequence[Finding], total: int) -> Table:
+    table = Table(title=_title(len(findings), total, "findings"), title_justify="left")
     for name in ("rule", "severity", "session", "exit", "therapist", "message"):
         table.add_column(name, overflow="fold")
     for f in findings:
         table.add_row(
             f.rule,
-            f"[{_SEVERITY_STYLE[f.severity]}]{f.severity}[/]",
+            Text(f.severity, style=_SEVERITY_STYLE[f.severity]),
             f.session or "",
             f.exit or "",
             f.therapist or "",
-            f.message,
+            Text(f.message),
         )
     return table
 
@@ -81,8 +86,8 @@ _STATUS_STYLE = {
 }
 
 
-def billing_table(lines: Sequence[BillingLine]) -> Table:
-    table = Table(title=f"{len(lines)} sessions", title_justify="left")
+def billing_table(lines: Sequence[BillingLine], total: int) -> Table:
+    table = Table(title=_title(len(lines), total, "sessions"), title_justify="left")
     for name in ("session", "gross", "net", "billed", "supported", "status"):
         table.add_column(name, justify="right" if name in ("gross", "net") else "left")
     for line in lines:
@@ -92,6 +97,6 @@ def billing_table(lines: Sequence[BillingLine]) -> Table:
             str(line.net_minutes),
             " ".join(line.billed_codes),
             " ".join(line.supported_codes),
-            f"[{_STATUS_STYLE[line.status]}]{line.status}[/]",
+            Text(line.status, style=_STATUS_STYLE[line.status]),
         )
     return table

@@ -92,7 +92,7 @@ def audit(
         write_csv((f.as_dict() for f in findings), FINDING_FIELDS, sys.stdout)
     else:
         shown = findings if limit <= 0 else findings[:limit]
-        console.print(findings_table(shown))
+        console.print(findings_table(shown, len(findings)))
         _more(len(shown), len(findings))
         console.print(f"Policy {the_policy.name} version {the_policy.version}.")
 
@@ -127,7 +127,7 @@ def billing(
         write_csv((billing_dict(line) for line in lines), BILLING_FIELDS, sys.stdout)
     else:
         shown = lines if limit <= 0 else lines[:limit]
-        console.print(billing_table(shown))
+        console.print(billing_table(shown, len(lines)))
         _more(len(shown), len(lines))
 
 
