@@ -17,6 +17,7 @@ from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
 
 DEMO_PRACTICE = "demo"
 DEMO_START = date(2026, 8, 3)  # a Monday; the demo's months end before late November 2026
+DEMO_THERAPISTS = 12  # a group practice: 4,000 sessions are about three months of its work
 
 
 def _safe_url(url: str) -> str:
@@ -56,7 +57,13 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 2026,
 ) -> None:
     """Build a demo practice with synthetic records and show how it is doing."""
-    config = GeneratorConfig(sessions=sessions, seed=seed, practice=DEMO_PRACTICE, start=DEMO_START)
+    config = GeneratorConfig(
+        sessions=sessions,
+        seed=seed,
+        practice=DEMO_PRACTICE,
+        start=DEMO_START,
+        therapists=DEMO_THERAPISTS,
+    )
     buffer = io.BytesIO()
     with err_console.status("Generating the demo practice…"):
         write_jsonl(generate(config), buffer)

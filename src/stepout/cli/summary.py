@@ -4,6 +4,7 @@ from rich.columns import Columns
 from rich.table import Table
 
 from stepout.cli.common import console
+from stepout.domain.instants import to_datetime
 from stepout.policy.model import RULE_IDS, Policy
 from stepout.services.reporting import Summary
 
@@ -14,6 +15,9 @@ def _pct(part: int, whole: int) -> str:
 
 def print_summary(s: Summary, policy: Policy) -> None:
     overview = Table(title="Sessions", show_header=False, title_justify="left")
+    if s.first_start is not None and s.last_start is not None:
+        first, last = to_datetime(s.first_start).date(), to_datetime(s.last_start).date()
+        overview.add_row("period (UTC)", f"{first} to {last}")
     overview.add_row("sessions", f"{s.sessions:,}")
     overview.add_row("therapists", f"{s.therapists:,}")
     overview.add_row(

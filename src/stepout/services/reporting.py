@@ -44,6 +44,8 @@ class Summary:
     findings_by_rule: Counter[tuple[str, str]] = field(default_factory=Counter)
     billing_by_status: Counter[str] = field(default_factory=Counter)
     therapists: int = 0
+    first_start: Instant | None = None
+    last_start: Instant | None = None
 
     @property
     def exits(self) -> int:
@@ -58,6 +60,11 @@ def summarize(records: Records, selection: Selection, policy: Policy, as_of: Ins
     def counted() -> Iterator[SessionBundle]:
         for bundle in records.bundles(selection):
             summary.sessions += 1
+            start = bundle.session.start
+            if summary.first_start is None or start < summary.first_start:
+                summary.first_start = start
+            if summary.last_start is None or start > summary.last_start:
+                summary.last_start = start
             therapists.add(bundle.session.therapist)
             if bundle.exits:
                 summary.sessions_with_exits += 1
