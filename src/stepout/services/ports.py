@@ -28,7 +28,9 @@ class Selection:
 class Ledger(Protocol):
     def append(self, events: Sequence[Event]) -> None:
         """Append to the hash-chained log and update the projections, in this unit of work.
-        Raises `stepout.domain.events.EvolveError` if an event does not apply."""
+        Raises `stepout.domain.events.EvolveError` if an event does not apply: at once, or, for
+        a bulk append that storage writes in the background, at the next read, append or
+        commit of this unit of work, with the append undone either way."""
 
 
 class Records(Protocol):

@@ -57,9 +57,10 @@ def write_connection(engine: Engine) -> Connection:
 
 def _sqlite_engine(url: URL, **options: Any) -> Engine:
     memory = is_memory(url)
+    # A writing unit of work's `Writer` thread uses the connection (never at the same time).
+    options["connect_args"] = {"check_same_thread": False, **options.get("connect_args", {})}
     if memory:
         options.setdefault("poolclass", StaticPool)
-        options.setdefault("connect_args", {"check_same_thread": False})
     elif url.database:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **options)

@@ -9,6 +9,8 @@ the record in between: the import's hot path. Exits and concerns take their sess
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 from stepout.adapters.db.rows import codes_text, safeguards_text
 from stepout.domain.instants import InstantError
 from stepout.domain.records import Concern, Exit, Session
@@ -40,6 +42,9 @@ Data = dict[str, Any]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat: Final = datetime.fromisoformat
+_dumps: Final = orjson.dumps  # as `codes_text`: a list and its tuple dump alike
+_MEMO_SIZE: Final = 1 << 16
+_memo: dict[str, int] = {}  # timestamp text -> instant (sessions start on the hour: repeats)
 
 
 def session_row(pk: int, s: Session) -> Row:
@@ -62,8 +67,21 @@ def concern_row(pk: int, c: Concern, ref: SessionRef) -> Row:
 
 
 def instant(text: str) -> int:
-    """`stepout.domain.instants.parse_instant`, inlined for the hot path (same results,
-    same errors; a test compares them)."""
+    """`stepout.domain.instants.parse_instant`, inlined for the hot path and memoised (same
+    results, same errors; a test compares them)."""
+    if type(text) is not str:
+        return _parse(text)
+    found = _memo.get(text)
+    if found is not None:
+        return found
+    found = _parse(text)
+    if len(_memo) >= _MEMO_SIZE:
+        _memo.clear()
+    _memo[text] = found
+    return found
+
+
+def _parse(text: Any) -> int:
     try:
         moment = _fromisoformat(text)
     except (TypeError, ValueError):
@@ -75,11 +93,18 @@ def instant(text: str) -> int:
 
 
 def session_from_data(pk: int, subject: str, d: Data) -> Row:
-    end = d.get("end")
+    get, memo = d.get, _memo
+    start_text, end_text, codes = d["start"], get("end"), get("billed_codes")
+    start = memo.get(start_text) if type(start_text) is str else None
+    if start is None:
+        start = instant(start_text)
+    end = memo.get(end_text) if type(end_text) is str else None
+    if end is None and end_text is not None:
+        end = instant(end_text)
     return (
         pk, subject, d["practice"], d["therapist"], d["client"], d["room"], d["modality"],
-        instant(d["start"]), None if end is None else instant(end),
-        codes_text(tuple(d.get("billed_codes") or ())),
+        start, end,
+        _dumps(codes).decode() if type(codes) is list else codes_text(tuple(codes or ())),
     )  # fmt: skip
 
 

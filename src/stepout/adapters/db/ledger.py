@@ -3,16 +3,23 @@
 Appends are serialised by the write transaction they run in (BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL: see `engine`), so the head read at the first append of a
 transaction stays the head until it commits, and two writers never fork the chain.
+
+On SQLite a writing unit of work hands the inserts to a `Writer` thread. A large append
+(`DEFER_FROM` events or more) returns while its last writes are still running, its savepoint
+open; the next barrier (`settle`: the next append, read, commit) waits for them and, if they
+failed, rolls the savepoint back and raises the error there (an `EvolveError` when a
+constraint held), as `append` would have.
 """
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, NestedTransaction, select
 
-from stepout.adapters.db.bulk import insert_rows, integrity_errors
+from stepout.adapters.db.bulk import Writer, insert_rows, integrity_errors
 from stepout.adapters.db.projection import Projector
 from stepout.adapters.db.queries import SqlRecords
 from stepout.adapters.db.rows import stream
@@ -21,9 +28,6 @@ from stepout.domain.chain import (
     GENESIS,
     LedgerEntry,
     VerifyResult,
-    canonical_data,
-    canonical_entry,
-    entry_hash,
     verify_chain,
 )
 from stepout.domain.events import CREATES, Event, EvolveError
@@ -51,25 +55,24 @@ def chain(
     events: Sequence[Event], head: Head, recorded_us: int
 ) -> tuple[list[tuple[Any, ...]], Head]:
     """The rows of `events` chained onto `head`, and the new head."""
+    # `stepout.domain.chain.canonical_data`, `canonical_entry` and `entry_hash`, inlined for
+    # the hot path (a test compares them).
     rows: list[tuple[Any, ...]] = []
+    add, dumps, sha256, fragment = rows.append, orjson.dumps, hashlib.sha256, orjson.Fragment
+    sort_keys = orjson.OPT_SORT_KEYS
     seq, prev = head.seq, head.hash
-    for e in events:
+    for kind, practice, subject, at, event_data, actor in events:  # an Event is a NamedTuple
         seq += 1
-        data = canonical_data(e.data)
-        digest = entry_hash(
-            prev,
-            canonical_entry(seq, e.kind, e.practice, e.subject, e.at, e.actor, data, recorded_us),
-        )
-        rows.append(
-            (seq, recorded_us, e.kind, e.practice, e.subject, e.at, e.actor, data.decode(), prev,
-             digest)
-        )  # fmt: skip
+        data = dumps(event_data, option=sort_keys)
+        entry = dumps([seq, kind, practice, subject, at, actor, fragment(data), recorded_us])
+        digest = sha256(prev.encode() + entry).hexdigest()
+        add((seq, recorded_us, kind, practice, subject, at, actor, data.decode(), prev, digest))
         prev = digest
     return rows, Head(seq, prev)
 
 
-def store(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    insert_rows(conn, "events", COLUMNS, rows)
+def store(conn: Connection, rows: Sequence[tuple[Any, ...]], writer: Writer | None = None) -> None:
+    insert_rows(conn, "events", COLUMNS, rows, writer)
 
 
 def entries(conn: Connection) -> Iterator[LedgerEntry]:
@@ -100,25 +103,52 @@ class SqlLedger:
     an id that already exists) leaves no trace, and the unit of work stays usable."""
 
     CHUNK: Final = 5_000  # events chained, stored and projected per round
+    DEFER_FROM: Final = 1_000  # appends from this size may leave their writes pending
 
-    def __init__(self, conn: Connection, *, writable: bool = True) -> None:
+    def __init__(
+        self, conn: Connection, *, writable: bool = True, writer: Writer | None = None
+    ) -> None:
         self._conn = conn
         self._writable = writable
-        self._projector = Projector(conn)
+        self._writer = writer
+        self._projector = Projector(conn, writer)
         self._head: Head | None = None
         self._integrity = integrity_errors(conn)
+        self._pending: tuple[NestedTransaction, Sequence[Event]] | None = None
 
     def reset(self) -> None:
         """Forget what this transaction knew (after a commit or a rollback)."""
         self._head = None
+        self._pending = None
         self._projector.reset()
+
+    def settle(self) -> None:
+        """Wait for the writes a large append left pending; if they failed, roll its savepoint
+        back and raise why. Call before anything else uses the connection."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        savepoint, events = pending
+        assert self._writer is not None
+        try:
+            self._writer.drain()
+        except BaseException as exc:
+            self._abandon(savepoint, events, exc)
+        savepoint.commit()
+
+    def discard(self) -> None:
+        """Wait for pending writes and forget them and their errors (before a rollback)."""
+        if self._writer is not None:
+            self._writer.discard()
+        self._pending = None
 
     def append(self, events: Sequence[Event]) -> None:
         if not events:
             return
         if not self._writable:
             raise ReadOnlyError("this unit of work was opened read-only: it cannot append")
-        conn = self._conn
+        self.settle()
+        conn, writer = self._conn, self._writer
         savepoint = conn.begin_nested()
         try:
             head = self._head or read_head(conn)
@@ -126,17 +156,30 @@ class SqlLedger:
             for i in range(0, len(events), self.CHUNK):
                 chunk = events[i : i + self.CHUNK]
                 rows, after = chain(chunk, head, recorded)
-                store(conn, rows)
+                store(conn, rows, writer)
                 self._projector.apply(chunk, range(head.seq + 1, after.seq + 1))
                 head = after
+            deferred = writer is not None and len(events) >= self.DEFER_FROM
+            if writer is not None and not deferred:
+                writer.drain()
         except BaseException as exc:
-            savepoint.rollback()
-            self.reset()
-            if isinstance(exc, self._integrity):
-                raise explain(conn, events, exc) from exc
-            raise
-        savepoint.commit()
+            self._abandon(savepoint, events, exc)
         self._head = head
+        if deferred:
+            self._pending = (savepoint, events)  # `settle` drains, then releases it
+        else:
+            savepoint.commit()
+
+    def _abandon(
+        self, savepoint: NestedTransaction, events: Sequence[Event], exc: BaseException
+    ) -> NoReturn:
+        if self._writer is not None:
+            self._writer.discard()
+        savepoint.rollback()
+        self.reset()
+        if isinstance(exc, self._integrity):
+            raise explain(self._conn, events, exc) from exc
+        raise exc
 
 
 def explain(conn: Connection, events: Sequence[Event], exc: BaseException) -> EvolveError:

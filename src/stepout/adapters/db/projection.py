@@ -17,7 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select
 
 from stepout.adapters.db import rows as r
-from stepout.adapters.db.bulk import insert_rows, update_rows
+from stepout.adapters.db.bulk import Writer, insert_rows, update_rows
 from stepout.adapters.db.fastrows import (
     CONCERN_COLUMNS,
     EXIT_COLUMNS,
@@ -74,10 +74,13 @@ class Projector:
     """Applies events to the projection tables, on one connection.
 
     Keeps the next row keys and a cache of session refs (pk, practice, therapist) for the
-    exits and concerns to come; `reset()` forgets both (after a commit or a rollback)."""
+    exits and concerns to come; `reset()` forgets both (after a commit or a rollback).
 
-    def __init__(self, conn: Connection) -> None:
+    With a `writer`, inserts run on its thread; reads and updates wait for them first."""
+
+    def __init__(self, conn: Connection, writer: Writer | None = None) -> None:
         self._conn = conn
+        self._writer = writer
         self._next: dict[str, int] | None = None
         self._refs: dict[str, SessionRef] = {}
 
@@ -98,7 +101,13 @@ class Projector:
         self._resolve_sessions(chunk)
         self._write(chunk)
 
+    def _sync(self) -> None:
+        """Wait for the writer's pending inserts (before the connection is used here)."""
+        if self._writer is not None:
+            self._writer.drain()
+
     def _read_next(self) -> dict[str, int]:
+        self._sync()
         keys = {"session": SessionRow.pk, "exit": ExitRow.pk, "concern": ConcernRow.pk}
         top = {e: self._conn.execute(select(func.max(k))).scalar() for e, k in keys.items()}
         return {entity: (pk or 0) + 1 for entity, pk in top.items()}
@@ -107,6 +116,7 @@ class Projector:
         """The stored records that the chunk's non-creating events apply to."""
         if not wanted:
             return
+        self._sync()
         ids: dict[str, list[str]] = {}
         for entity, subject in wanted:
             ids.setdefault(entity, []).append(subject)
@@ -191,6 +201,7 @@ class Projector:
             if sid not in refs and sid not in missing:
                 missing[sid] = what
         if missing:
+            self._sync()
             for row in r.rows_by_id(self._conn, r.SESSION_REFS_BY_ID, missing):
                 refs[row[0]] = (row[1], row[2], row[3])
             for sid, what in missing.items():
@@ -223,14 +234,17 @@ class Projector:
                 new_practices.append(row)
             else:
                 new[entity].append(row)
-        conn = self._conn
-        insert_rows(conn, "practices", PRACTICE_COLUMNS, new_practices)
+        conn, writer = self._conn, self._writer
+        if any(changed.values()) or chunk.moved:
+            self._sync()  # updates run here, after the inserts before them
+            writer = None
+        insert_rows(conn, "practices", PRACTICE_COLUMNS, new_practices, writer)
         update_rows(conn, "practices", PRACTICE_COLUMNS[1:], "id", changed["practice"])
         for entity, table in TABLES.items():
             columns = COLUMNS[entity]
-            insert_rows(conn, table, columns, new[entity])
+            insert_rows(conn, table, columns, new[entity], writer)
             update_rows(conn, table, columns[1:], "pk", changed[entity])
-        insert_rows(conn, "amendments", AMENDMENT_COLUMNS, chunk.amendments)
+        insert_rows(conn, "amendments", AMENDMENT_COLUMNS, chunk.amendments, writer)
         if chunk.moved:
             moved = [(practice, therapist, pk) for pk, (practice, therapist) in chunk.moved.items()]
             update_rows(conn, "exits", ("practice", "therapist"), "session_pk", moved)

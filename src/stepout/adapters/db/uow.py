@@ -5,16 +5,36 @@ IMMEDIATE on SQLite, the ledger's advisory lock on PostgreSQL): what it reads be
 appends cannot change under it. A reading one (`read_only=True`) takes no lock and sees one
 consistent snapshot (SQLite's deferred transaction in WAL mode; REPEATABLE READ on
 PostgreSQL). Leaving the `with` block without `commit()` rolls back.
+
+A writing unit of work on SQLite runs the ledger's inserts on a `Writer` thread. Nothing else
+touches the connection while a write is pending: reads through `records`, the `connection`
+property, the next append, `commit` and `rollback` settle the ledger first (and raise a
+failed write's error there). The thread ends when the unit of work exits, however it exits.
 """
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
+from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE
 from stepout.adapters.db.ledger import SqlLedger
 from stepout.adapters.db.queries import SqlRecords
+
+
+class SettledRecords(SqlRecords):
+    """SqlRecords that settle the ledger's pending writes before every query."""
+
+    def __init__(self, conn: Connection, settle: Callable[[], None]) -> None:
+        super().__init__(conn)
+        self._settle = settle
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_"):
+            object.__getattribute__(self, "_settle")()
+        return object.__getattribute__(self, name)
 
 
 class SqlUnitOfWork:
@@ -25,12 +45,14 @@ class SqlUnitOfWork:
         self._engine = engine
         self._read_only = read_only
         self._conn: Connection | None = None
+        self._writer: Writer | None = None
 
     @property
     def connection(self) -> Connection:
         """The unit of work's connection, for queries the ports do not cover."""
         if self._conn is None:
             raise RuntimeError("the unit of work is not open: use it in a `with` block")
+        self.ledger.settle()
         return self._conn
 
     def __enter__(self) -> Self:
@@ -45,8 +67,11 @@ class SqlUnitOfWork:
             conn.close()
             raise
         self._conn = conn
-        self.records = SqlRecords(conn)
-        self.ledger = SqlLedger(conn, writable=not self._read_only)
+        if not self._read_only and conn.dialect.name == "sqlite":
+            self._writer = Writer(conn)
+        self.ledger = SqlLedger(conn, writable=not self._read_only, writer=self._writer)
+        settled = self._writer is not None  # only a writer leaves writes pending
+        self.records = SettledRecords(conn, self.ledger.settle) if settled else SqlRecords(conn)
         return self
 
     def __exit__(
@@ -56,18 +81,26 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
+        writer, self._writer = self._writer, None
         if conn is None:
             return
         try:
+            if writer is not None:
+                writer.close()  # the thread ends first: nothing else may touch the connection
             if conn.in_transaction():
                 conn.rollback()
         finally:
+            self.ledger.reset()
             conn.close()
 
     def commit(self) -> None:
-        self.connection.commit()
+        conn = self.connection  # settles: raises if a pending write failed
+        conn.commit()
         self.ledger.reset()
 
     def rollback(self) -> None:
-        self.connection.rollback()
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open: use it in a `with` block")
+        self.ledger.discard()
+        self._conn.rollback()
         self.ledger.reset()
