@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepout.domain import validation
-from stepout.domain.validation import LineError, check_record, validate_record
+from stepout.domain.validation import LineError, check_record, kinds, validate_record
 
 SECRET = "Stepping out to fix the video link."
 
@@ -345,9 +344,9 @@ def test_the_fast_path_and_the_full_check_agree(record: dict[str, Any]) -> None:
     fast = check_record(record, 3, fast_errors)
     full_errors: list[LineError] = []
     full_check = {
-        "session": validation._check_session_fully,
-        "exit": validation._check_exit_fully,
-        "concern": validation._check_concern_fully,
+        "session": kinds._check_session_fully,
+        "exit": kinds._check_exit_fully,
+        "concern": kinds._check_concern_fully,
     }[record["kind"]]
     full = full_check(record, 3, full_errors)
     assert fast == full
