@@ -23,7 +23,12 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _count_lines(path: Path) -> int:
@@ -62,7 +67,7 @@ def import_(
             for error in rejected.errors:
                 err_console.print(str(error), highlight=False, markup=False)
             fail(f"{file}: rejected, {len(rejected.errors)} errors; nothing was stored.", 1)
-    created = ", ".join(f"{n:,} {kind}s" for kind, n in report.created.items() if n) or "nothing"
+    created = ", ".join(_count(n, kind) for kind, n in report.created.items() if n) or "nothing"
     console.print(
         f"Imported {report.lines:,} lines: created {created}; {report.unchanged:,} unchanged."
     )
