@@ -116,11 +116,7 @@ def billing(
         fail(f"--status: unknown status {bad[0]!r}")
     selection = _selection(date_from, date_to, therapist)
     with database() as db, db.uow(read_only=True) as uow:
-        lines = [
-            line
-            for line in run_billing(uow.records, selection)
-            if not wanted or line.status in wanted
-        ]
+        lines = list(run_billing(uow.records, selection, wanted or None))
     if out_format == "json":
         write_json((billing_dict(line) for line in lines), sys.stdout)
     elif out_format == "csv":

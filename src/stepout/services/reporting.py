@@ -29,9 +29,22 @@ def run_audit(
     return audit(bundles, policy, as_of, active, therapist_counts=counts)
 
 
-def run_billing(records: Records, selection: Selection) -> Iterator[BillingLine]:
-    for bundle in records.bundles(selection):
-        yield reconcile(bundle.session, bundle.exits)
+def run_billing(
+    records: Records, selection: Selection, statuses: Collection[str] | None = None
+) -> Iterator[BillingLine]:
+    """Each session's billing line, or only those with one of `statuses`. Asking only for
+    `unsupported` reads only the sessions that can be: those with an exit, and those whose
+    gross minutes fall short of what their billed codes need."""
+    if statuses is not None and set(statuses) <= {"unsupported"}:
+        bundles, _ = records.bundles_to_judge(
+            selection, minimum_net_minutes, count_therapists=False
+        )
+    else:
+        bundles = records.bundles(selection)
+    for bundle in bundles:
+        line = reconcile(bundle.session, bundle.exits)
+        if statuses is None or line.status in statuses:
+            yield line
 
 
 @dataclass
