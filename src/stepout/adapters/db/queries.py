@@ -58,8 +58,16 @@ _CONCERNS = select(*CONCERN_COLUMNS).join_from(ConcernRow, SessionRow, C.session
 class SqlRecords:
     """Reads the projections inside one unit of work's transaction."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection, settle: Callable[[], None] | None = None) -> None:
+        self._connection = conn
+        self._settle = settle
+
+    @property
+    def _conn(self) -> Connection:
+        """The connection, once the ledger's pending bulk writes (if any) have landed."""
+        if self._settle is not None:
+            self._settle()
+        return self._connection
 
     def practice(self, practice_id: str) -> Practice | None:
         return self.practices([practice_id]).get(practice_id)

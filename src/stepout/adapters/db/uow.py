@@ -12,9 +12,8 @@ property, the next append, `commit` and `rollback` settle the ledger first (and 
 failed write's error there). The thread ends when the unit of work exits, however it exits.
 """
 
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from sqlalchemy import Connection, Engine
 
@@ -22,19 +21,6 @@ from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE
 from stepout.adapters.db.ledger import SqlLedger
 from stepout.adapters.db.queries import SqlRecords
-
-
-class SettledRecords(SqlRecords):
-    """SqlRecords that settle the ledger's pending writes before every query."""
-
-    def __init__(self, conn: Connection, settle: Callable[[], None]) -> None:
-        super().__init__(conn)
-        self._settle = settle
-
-    def __getattribute__(self, name: str) -> Any:
-        if not name.startswith("_"):
-            object.__getattribute__(self, "_settle")()
-        return object.__getattribute__(self, name)
 
 
 class SqlUnitOfWork:
@@ -70,8 +56,8 @@ class SqlUnitOfWork:
         if not self._read_only and conn.dialect.name == "sqlite":
             self._writer = Writer(conn)
         self.ledger = SqlLedger(conn, writable=not self._read_only, writer=self._writer)
-        settled = self._writer is not None  # only a writer leaves writes pending
-        self.records = SettledRecords(conn, self.ledger.settle) if settled else SqlRecords(conn)
+        # Only a writer leaves writes pending: then every read waits for them first.
+        self.records = SqlRecords(conn, self.ledger.settle if self._writer else None)
         return self
 
     def __exit__(
