@@ -3,17 +3,18 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from stepout.adapters.db import Database
-from stepout.adapters.db.migrate import SchemaNotCurrent
 from stepout.bootstrap import open_database
 from stepout.config import Settings
 from stepout.domain.instants import Instant, InstantError, now, parse_instant
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,7 +30,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def database(*, migrate: bool = True) -> Iterator[Database]:
+def database(*, migrate: bool = True) -> Iterator["Database"]:
+    from stepout.adapters.db.migrate import SchemaNotCurrent
+
     try:
         db = open_database(settings(), migrate=migrate)
     except SchemaNotCurrent as e:
