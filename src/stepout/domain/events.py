@@ -86,6 +86,8 @@ def _ts(value: str | None) -> Instant | None:
 def evolve(current: Record | None, event: Event) -> Record:
     """The record after `event`. `current` is None exactly for the events in CREATES."""
     kind, d = event.kind, event.data
+    if kind not in KINDS:
+        raise EvolveError(f"{kind}: not an event kind of the ledger")
     if kind in CREATES:
         if current is not None:
             raise EvolveError(f"{kind}: {event.subject} already exists")
