@@ -8,7 +8,7 @@ from typing import Self
 
 from stepout.domain.events import Event, Record, evolve
 from stepout.domain.facetime import gross_minutes
-from stepout.domain.instants import day_bounds
+from stepout.domain.instants import Instant, day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
 from stepout.services.ports import Selection, SessionBundle
@@ -87,6 +87,54 @@ class MemoryRecords:
             ):
                 return x
         return None
+
+    def _all_sessions(self) -> list[Session]:
+        return [r for r in self._r.values() if isinstance(r, Session)]
+
+    def session_in_room(self, practice: str, room: str) -> Session | None:
+        found = [
+            s
+            for s in self._all_sessions()
+            if s.practice == practice and s.room == room and s.in_progress
+        ]
+        return max(found, key=lambda s: (s.start, s.id), default=None)
+
+    def last_ended_in_room(self, practice: str, room: str, ended_since: Instant) -> Session | None:
+        found = [
+            s
+            for s in self._all_sessions()
+            if s.practice == practice
+            and s.room == room
+            and s.end is not None
+            and s.end >= ended_since
+        ]
+        return max(found, key=lambda s: (s.end or 0, s.id), default=None)
+
+    def sessions_of_therapist(
+        self, practice: str, therapist: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        found = [
+            s
+            for s in self._all_sessions()
+            if s.practice == practice
+            and s.therapist == therapist
+            and started_from <= s.start < started_before
+        ]
+        return sorted(found, key=lambda s: (s.start, s.id))
+
+    def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
+        found = []
+        for x in self._all_exits():
+            s = self.session(x.session)
+            if (
+                s is not None
+                and s.practice == practice
+                and s.therapist == therapist
+                and x.returned_at is not None
+                and x.signed_at is None
+            ):
+                found.append(x)
+        return sorted(found, key=lambda x: (x.left_at, x.id))
 
     def _selected(self, s: Session, sel: Selection) -> bool:
         if s.end is None or (sel.practice and s.practice != sel.practice):

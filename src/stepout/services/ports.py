@@ -8,8 +8,10 @@ from datetime import date
 from types import TracebackType
 from typing import Protocol, Self
 
+from stepout.domain.accounts import HelpText, Room, User
 from stepout.domain.bundle import SessionBundle as SessionBundle
 from stepout.domain.events import Event
+from stepout.domain.instants import Instant
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
 
@@ -48,6 +50,20 @@ class Records(Protocol):
     def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
         """The therapist's exit with no return, in a session still in progress, if any."""
 
+    def session_in_room(self, practice: str, room: str) -> Session | None:
+        """The room's session in progress (the latest started, should there be two)."""
+
+    def last_ended_in_room(self, practice: str, room: str, ended_since: Instant) -> Session | None:
+        """The room's session that ended last, at or after `ended_since`, if any."""
+
+    def sessions_of_therapist(
+        self, practice: str, therapist: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        """The therapist's sessions started in [started_from, started_before), by start."""
+
+    def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
+        """The therapist's exits that have a return but no signature, oldest first."""
+
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
         """Ended sessions in the selection with their exits and concerns, streamed in
         (start, id) order; memory stays bounded by one chunk, not by the selection."""
@@ -69,6 +85,43 @@ class Records(Protocol):
         """Every stored record, sessions before the exits and concerns of each, for export."""
 
 
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser: its user, the CSRF token its forms carry, and its times."""
+
+    user: User
+    csrf: str
+    created: Instant
+    seen: Instant
+
+
+class Accounts(Protocol):
+    """Staff accounts, tokens (stored as hashes), rooms and the displays' help text."""
+
+    def help_text(self, practice: str) -> HelpText: ...
+    def set_help_text(self, practice: str, help_text: HelpText) -> None: ...
+    def add_user(self, user: User, password_hash: str | None, at: Instant) -> None: ...
+    def user(self, user_id: str) -> User | None: ...
+    def user_by_username(self, username: str) -> tuple[User, str | None] | None: ...
+    def users(self, practice: str) -> list[User]: ...
+    def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+    def set_disabled(self, user_id: str, disabled: bool) -> None: ...
+    def add_api_token(self, token_hash: str, token_id: str, user_id: str, at: Instant) -> None: ...
+    def user_of_api_token(self, token_hash: str) -> User | None: ...
+    def revoke_api_token(self, token_id: str, at: Instant) -> bool: ...
+    def add_room(self, room: Room) -> None: ...
+    def room(self, practice: str, room_id: str) -> Room | None: ...
+    def rooms(self, practice: str | None = None, room_id: str | None = None) -> list[Room]: ...
+    def add_room_token(self, token_hash: str, room: Room, at: Instant) -> None: ...
+    def room_of_token(self, token_hash: str) -> Room | None: ...
+    def revoke_room_tokens(self, room: Room, at: Instant) -> int: ...
+    def add_web_session(self, token_hash: str, user_id: str, csrf: str, at: Instant) -> None: ...
+    def web_session(self, token_hash: str) -> WebSession | None: ...
+    def touch_web_session(self, token_hash: str, at: Instant) -> None: ...
+    def end_web_session(self, token_hash: str, at: Instant) -> None: ...
+    def end_web_sessions_of(self, user_id: str, at: Instant) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls everything back."""
 
@@ -88,3 +141,10 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     def commit(self) -> None: ...
+
+
+class AccountsUnitOfWork(UnitOfWork, Protocol):
+    """A unit of work that also reaches the accounts (SQL storage)."""
+
+    @property
+    def accounts(self) -> Accounts: ...

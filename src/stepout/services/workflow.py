@@ -11,6 +11,7 @@ Roles (who may issue which command) are not checked here yet.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from stepout.domain.commands import (
@@ -103,6 +104,13 @@ def _expect(kind: type[R], record: Session | Exit | Concern) -> R:
     return record
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    record: Session | Exit | Concern
+    session: Session
+    changed: bool
+
+
 class Workflow:
     """The handlers, bound to a unit-of-work factory, a clock and an id maker."""
 
@@ -115,6 +123,11 @@ class Workflow:
 
     def handle(self, command: Command) -> Session | Exit | Concern:
         """Decide `command`, store its events in one unit of work, return the record."""
+        return self.run(command).record
+
+    def run(self, command: Command) -> Outcome:
+        """As `handle`, also returning the session the record belongs to and whether anything
+        changed (the live updates of the web edge go to that session's room and therapist)."""
         prefix = _PREFIXES.get(type(command))
         with self._uow() as uow:
             facts = load_facts(uow.records, command)
@@ -125,9 +138,12 @@ class Workflow:
             record = _read(uow.records, decision.entity, decision.subject)
             if record is None:  # the ledger accepted events it did not project
                 raise LookupError(f"{decision.entity} {decision.subject} was not stored")
+            session = record if isinstance(record, Session) else uow.records.session(record.session)
+            if session is None:
+                raise LookupError(f"the session of {decision.entity} {decision.subject} is gone")
             if decision.events:
                 uow.commit()
-        return record
+        return Outcome(record, session, bool(decision.events))
 
     def start_session(self, cmd: StartSession) -> Session:
         return _expect(Session, self.handle(cmd))

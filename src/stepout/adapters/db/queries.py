@@ -43,13 +43,14 @@ from stepout.adapters.db.rows import (
 )
 from stepout.adapters.db.tables import ConcernRow, ExitRow, SessionRow
 from stepout.domain.bundle import SessionBundle
-from stepout.domain.instants import MICROS_PER_MINUTE, day_bounds
+from stepout.domain.instants import MICROS_PER_MINUTE, Instant, day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
 from stepout.services.ports import Selection
 
 PracticeColumn = Any  # a practice column: sessions', exits' or concerns'
 Condition = Callable[[PracticeColumn], ColumnElement[bool]]
+DAY_US = 24 * 60 * MICROS_PER_MINUTE
 
 _EXITS = select(*EXIT_COLUMNS).join_from(ExitRow, SessionRow, X.session_pk == S.pk)
 _CONCERNS = select(*CONCERN_COLUMNS).join_from(ConcernRow, SessionRow, C.session_pk == S.pk)
@@ -115,6 +116,57 @@ class SqlRecords:
         )
         row = self._conn.execute(stmt).first()
         return None if row is None else exit_of(row)
+
+    def session_in_room(self, practice: str, room: str) -> Session | None:
+        stmt = (
+            select(*SESSION_COLUMNS)
+            .where(S.practice == practice, S.room == room, S.end_us.is_(None))
+            .order_by(S.start_us.desc(), S.id.desc())
+            .limit(1)
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else session_of(row)
+
+    def last_ended_in_room(self, practice: str, room: str, ended_since: Instant) -> Session | None:
+        # A session ending after `ended_since` started less than a day before it: the bound
+        # keeps the scan on the (practice, start) index's recent end.
+        stmt = (
+            select(*SESSION_COLUMNS)
+            .where(
+                S.practice == practice,
+                S.start_us >= ended_since - DAY_US,
+                S.room == room,
+                S.end_us >= ended_since,
+            )
+            .order_by(S.end_us.desc(), S.id.desc())
+            .limit(1)
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else session_of(row)
+
+    def sessions_of_therapist(
+        self, practice: str, therapist: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        stmt = (
+            select(*SESSION_COLUMNS)
+            .where(
+                S.therapist == therapist,
+                S.practice == practice,
+                S.start_us >= started_from,
+                S.start_us < started_before,
+            )
+            .order_by(S.start_us, S.id)
+        )
+        return [session_of(r) for r in self._conn.execute(stmt)]
+
+    def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
+        stmt = _EXITS.where(
+            X.therapist == therapist,
+            X.practice == practice,
+            X.returned_us.is_not(None),
+            X.signed_us.is_(None),
+        ).order_by(X.left_us, X.id)
+        return [exit_of(r) for r in self._conn.execute(stmt)]
 
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
         return merge_bundles(self._conn, self._filter(selection))

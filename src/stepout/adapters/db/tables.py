@@ -6,7 +6,17 @@ exactly; the public ids (`id`) are unique text. Lists are stored as JSON arrays 
 Migrations (`migrations/versions`) create the same schema; a test compares the two.
 """
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # BIGINT everywhere, except that SQLite needs INTEGER for a primary key to be the rowid.
@@ -58,6 +68,13 @@ class SessionRow(Base):
     __table_args__ = (
         Index("ix_sessions_practice_start", "practice", "start_us", "id"),
         Index("ix_sessions_therapist", "therapist"),
+        Index(
+            "ix_sessions_open_room",
+            "practice",
+            "room",
+            sqlite_where="end_us IS NULL",
+            postgresql_where="end_us IS NULL",
+        ),
     )
 
     pk: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
@@ -134,3 +151,78 @@ class AmendmentRow(Base):
 
 
 PROJECTIONS = ("amendments", "concerns", "exits", "sessions", "practices")  # children first
+
+
+# Accounts: who may use Stepout. Not health data and not in the ledger. Secrets (passwords and
+# tokens) are stored only as hashes: argon2 for passwords, SHA-256 for random tokens. They name
+# their practice without a foreign key: `practices` is a projection, emptied by a rebuild.
+
+
+class PracticeSettingsRow(Base):
+    """What the room displays of a practice tell a client alone in the room."""
+
+    __tablename__ = "practice_settings"
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    call_button: Mapped[str] = mapped_column(Text)
+    reception: Mapped[str] = mapped_column(Text)
+    emergency: Mapped[str] = mapped_column(Text)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(Name, primary_key=True)
+    practice: Mapped[str] = mapped_column(Name)
+    username: Mapped[str] = mapped_column(Name, unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    disabled: Mapped[bool] = mapped_column(Boolean)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user", "user"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(Name, unique=True)  # names the token for revocation
+    user: Mapped[str] = mapped_column(Name, ForeignKey("users.id"))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RoomRow(Base):
+    __tablename__ = "rooms"
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    id: Mapped[str] = mapped_column(Name, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class RoomTokenRow(Base):
+    __tablename__ = "room_tokens"
+    __table_args__ = (
+        ForeignKeyConstraint(["practice", "room"], ["rooms.practice", "rooms.id"]),
+        Index("ix_room_tokens_room", "practice", "room"),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    practice: Mapped[str] = mapped_column(Name)
+    room: Mapped[str] = mapped_column(Name)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebSessionRow(Base):
+    """A signed-in browser. `csrf` is the token its forms must send back."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user", "user"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(Name, ForeignKey("users.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    seen_us: Mapped[int] = mapped_column(BigInteger)
+    ended_us: Mapped[int | None] = mapped_column(BigInteger)

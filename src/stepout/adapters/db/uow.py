@@ -17,6 +17,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from stepout.adapters.db.accounts import SqlAccounts
 from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE
 from stepout.adapters.db.ledger import SqlLedger
@@ -26,6 +27,7 @@ from stepout.adapters.db.queries import SqlRecords
 class SqlUnitOfWork:
     records: SqlRecords
     ledger: SqlLedger
+    accounts: SqlAccounts
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -57,7 +59,9 @@ class SqlUnitOfWork:
             self._writer = Writer(conn)
         self.ledger = SqlLedger(conn, writable=not self._read_only, writer=self._writer)
         # Only a writer leaves writes pending: then every read waits for them first.
-        self.records = SqlRecords(conn, self.ledger.settle if self._writer else None)
+        settle = self.ledger.settle if self._writer else None
+        self.records = SqlRecords(conn, settle)
+        self.accounts = SqlAccounts(conn, settle)
         return self
 
     def __exit__(

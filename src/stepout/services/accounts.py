@@ -1,0 +1,218 @@
+"""Account commands: practices, users, API tokens, rooms and room tokens, sign-in and browser
+sessions. Each runs in one unit of work; tokens are returned once and stored only hashed."""
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from stepout.domain.accounts import ROLES, HelpText, Room, User
+from stepout.domain.events import Event
+from stepout.domain.instants import Instant, now
+from stepout.services import credentials, ids
+from stepout.services.ports import AccountsUnitOfWork, WebSession
+
+MINUTE_US: Final = 60_000_000
+IDLE_TIMEOUT_US: Final = 30 * MINUTE_US
+ABSOLUTE_TIMEOUT_US: Final = 12 * 60 * MINUTE_US
+TOUCH_EVERY_US: Final = MINUTE_US  # how stale `seen` may get before a request refreshes it
+
+API_TOKEN_ID: Final = "tok_"
+
+
+class AccountError(ValueError):
+    """A refused account command; the message names what and why (never a secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """A new browser session: the cookie value and the CSRF token (both shown once)."""
+
+    token: str
+    csrf: str
+    user: User
+
+
+class AccountService:
+    def __init__(
+        self, uow: Callable[[], AccountsUnitOfWork], clock: Callable[[], Instant] = now
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def add_practice(
+        self, practice_id: str, name: str, timezone: str = "UTC", help_text: HelpText | None = None
+    ) -> None:
+        if not practice_id.strip() or not name.strip():
+            raise AccountError("A practice needs an id and a name.")
+        _check_zone(timezone)
+        with self._uow() as uow:
+            if uow.records.practice(practice_id) is not None:
+                raise AccountError(f"practice {practice_id} already exists")
+            at = self._clock()
+            data = {"name": name, "timezone": timezone}
+            uow.ledger.append(
+                [Event("practice.created", practice_id, practice_id, at, data, "admin")]
+            )
+            uow.accounts.set_help_text(practice_id, help_text or HelpText())
+            uow.commit()
+
+    def set_help_text(self, practice_id: str, help_text: HelpText) -> None:
+        with self._uow() as uow:
+            _require_practice(uow, practice_id)
+            uow.accounts.set_help_text(practice_id, help_text)
+            uow.commit()
+
+    def add_user(
+        self,
+        username: str,
+        practice: str,
+        role: str,
+        password: str | None,
+        *,
+        user_id: str | None = None,
+    ) -> User:
+        """A new account. A therapist's `user_id` is the therapist id of their sessions (the
+        username unless given)."""
+        if role not in ROLES:
+            raise AccountError(f"role: expected one of {', '.join(ROLES)}")
+        if not username.strip() or any(c.isspace() for c in username):
+            raise AccountError("username: a username is one word with no spaces")
+        if password is not None:
+            try:
+                credentials.check_password_strength(password)
+            except credentials.WeakPassword as e:
+                raise AccountError(f"password: {e}") from None
+        user = User(user_id or username, practice, username, role)  # type: ignore[arg-type]
+        with self._uow() as uow:
+            _require_practice(uow, practice)
+            if uow.accounts.user_by_username(username) is not None:
+                raise AccountError(f"username: {username} is taken")
+            if uow.accounts.user(user.id) is not None:
+                raise AccountError(f"id: {user.id} is taken")
+            hashed = None if password is None else credentials.hash_password(password)
+            uow.accounts.add_user(user, hashed, self._clock())
+            uow.commit()
+        return user
+
+    def create_api_token(self, username: str) -> tuple[str, str]:
+        """A new API token for `username`: (token id, token). The token is shown once."""
+        token = credentials.new_token(credentials.API_TOKEN)
+        token_id = ids.new_id(API_TOKEN_ID)
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+            if found is None:
+                raise AccountError(f"no user {username}")
+            uow.accounts.add_api_token(
+                credentials.token_hash(token), token_id, found[0].id, self._clock()
+            )
+            uow.commit()
+        return token_id, token
+
+    def revoke_api_token(self, token_id: str) -> None:
+        with self._uow() as uow:
+            if not uow.accounts.revoke_api_token(token_id, self._clock()):
+                raise AccountError(f"no live API token {token_id}")
+            uow.commit()
+
+    def user_of_api_token(self, token: str) -> User | None:
+        with self._uow() as uow:
+            return uow.accounts.user_of_api_token(credentials.token_hash(token))
+
+    def add_room(self, room_id: str, practice: str, name: str) -> Room:
+        if not room_id.strip() or not name.strip():
+            raise AccountError("A room needs an id and a name.")
+        room = Room(practice, room_id, name)
+        with self._uow() as uow:
+            _require_practice(uow, practice)
+            if uow.accounts.room(practice, room_id) is not None:
+                raise AccountError(f"room {room_id} already exists in practice {practice}")
+            uow.accounts.add_room(room)
+            uow.commit()
+        return room
+
+    def create_room_token(self, room_id: str, practice: str | None = None) -> tuple[Room, str]:
+        """A new display token for the room (earlier tokens stay valid until revoked)."""
+        token = credentials.new_token(credentials.ROOM_TOKEN)
+        with self._uow() as uow:
+            found = uow.accounts.rooms(practice, room_id)
+            if not found:
+                raise AccountError(f"no room {room_id}")
+            if len(found) > 1:
+                raise AccountError(f"room {room_id} is in several practices: name the practice")
+            room = found[0]
+            uow.accounts.add_room_token(credentials.token_hash(token), room, self._clock())
+            uow.commit()
+        return room, token
+
+    def room_of_token(self, token: str) -> Room | None:
+        with self._uow() as uow:
+            return uow.accounts.room_of_token(credentials.token_hash(token))
+
+    def sign_in(self, username: str, password: str) -> SignIn | None:
+        """A browser session for the right password of an enabled account, else None."""
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+            user, hashed = found if found is not None else (None, None)
+            ok = credentials.verify_password(hashed, password)
+            if user is None or not ok or user.disabled:
+                return None
+            token = credentials.new_token(credentials.WEB_SESSION)
+            csrf = secrets.token_urlsafe(24)
+            uow.accounts.add_web_session(
+                credentials.token_hash(token), user.id, csrf, self._clock()
+            )
+            uow.commit()
+        return SignIn(token, csrf, user)
+
+    def web_session(self, token: str) -> WebSession | None:
+        """The live session for a cookie value: None once it has ended, been idle 30 minutes
+        or lasted 12 hours (then it is ended for good)."""
+        hashed = credentials.token_hash(token)
+        at = self._clock()
+        with self._uow() as uow:
+            found = uow.accounts.web_session(hashed)
+            if found is None:
+                return None
+            expired = at - found.seen > IDLE_TIMEOUT_US or at - found.created > ABSOLUTE_TIMEOUT_US
+            if expired:
+                uow.accounts.end_web_session(hashed, at)
+            elif at - found.seen > TOUCH_EVERY_US:
+                uow.accounts.touch_web_session(hashed, at)
+            else:
+                return found
+            uow.commit()
+        return None if expired else found
+
+    def sign_out(self, token: str) -> None:
+        with self._uow() as uow:
+            uow.accounts.end_web_session(credentials.token_hash(token), self._clock())
+            uow.commit()
+
+    def set_password(self, username: str, password: str) -> None:
+        """A new password; every browser session of the account ends."""
+        try:
+            credentials.check_password_strength(password)
+        except credentials.WeakPassword as e:
+            raise AccountError(f"password: {e}") from None
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+            if found is None:
+                raise AccountError(f"no user {username}")
+            uow.accounts.set_password_hash(found[0].id, credentials.hash_password(password))
+            uow.accounts.end_web_sessions_of(found[0].id, self._clock())
+            uow.commit()
+
+
+def _require_practice(uow: AccountsUnitOfWork, practice: str) -> None:
+    if uow.records.practice(practice) is None:
+        raise AccountError(f"no practice {practice}")
+
+
+def _check_zone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AccountError(f"timezone: {name} is not an IANA time zone name") from None

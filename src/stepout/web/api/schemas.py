@@ -1,0 +1,80 @@
+"""Request bodies of the API (pydantic: a bad field is a 422 that names it) and the JSON
+shapes of its answers (interchange fields, plus the live workflow's figures)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepout.domain.billing import reconcile
+from stepout.domain.facetime import gross_minutes, net_minutes
+from stepout.domain.instants import Instant
+from stepout.domain.interchange import concern_to_dict, exit_to_dict, session_to_dict
+from stepout.domain.records import Concern, Exit, Session
+
+Text = Field(min_length=1, max_length=2000)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class NewSession(Body):
+    client: str = Field(min_length=1, max_length=200, description="The client's id or code")
+    room: str = Field(min_length=1, max_length=200, description="A room of the practice")
+    modality: Literal["in_person", "telehealth"] = "in_person"
+    billed_codes: list[str] = Field(default_factory=list, max_length=10)
+
+
+class NewExit(Body):
+    reason: Literal["technical", "client_safety", "health_emergency", "other"]
+    reason_note: str | None = Field(default=None, max_length=2000)
+    explanation: str = Field(min_length=1, max_length=2000, description="Words said to the client")
+    client_informed: bool = Field(description="The client was told before the therapist left")
+    safeguards: list[Literal["records_secured", "screen_locked", "door_closed"]] = Field(
+        default_factory=list, description="Confidentiality safeguards confirmed"
+    )
+    expected_minutes: int | None = Field(default=None, ge=1, le=600)
+    client_attended_by: str | None = Field(default=None, max_length=200)
+    ems: Literal["called", "not_needed"] | None = None
+    ems_note: str | None = Field(default=None, max_length=2000)
+
+
+class ReturnBody(Body):
+    checked_in: bool = Field(description="The therapist checked in with the client on return")
+
+
+def session_json(
+    session: Session,
+    exits: list[Exit],
+    at: Instant,
+    concerns: list[Concern] | None = None,
+) -> dict[str, Any]:
+    """A session with its exits and its gross and net minutes (to now, while in progress)."""
+    body = session_to_dict(session)
+    body.pop("kind", None)
+    end = session.end if session.end is not None else max(at, session.start)
+    spans = [(x.left_at, x.returned_at) for x in exits]
+    body["in_progress"] = session.in_progress
+    body["gross_minutes"] = gross_minutes(session.start, end)
+    body["net_minutes"] = net_minutes(session.start, end, spans)
+    if session.end is not None:
+        line = reconcile(session, exits)
+        body["billing"] = {"status": line.status, "supported_codes": list(line.supported_codes)}
+    body["exits"] = [exit_json(x) for x in exits]
+    if concerns is not None:
+        body["concerns"] = [_concern_json(c) for c in concerns]
+    return body
+
+
+def exit_json(x: Exit) -> dict[str, Any]:
+    body = exit_to_dict(x)
+    body.pop("kind", None)
+    body["expected_minutes"] = x.expected_minutes
+    body["open"] = x.returned_at is None
+    return body
+
+
+def _concern_json(c: Concern) -> dict[str, Any]:
+    body = concern_to_dict(c)
+    body.pop("kind", None)
+    return body

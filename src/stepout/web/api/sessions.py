@@ -1,0 +1,86 @@
+"""Sessions and their exits: start, read, end, step out."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from stepout.domain.commands import DeclareExit, EndSession, StartSession
+from stepout.domain.records import Exit, Session
+from stepout.web.actions import perform
+from stepout.web.api.schemas import NewExit, NewSession, exit_json, session_json
+from stepout.web.reading import check_session, not_found, session_view
+from stepout.web.security import ApiUser, State, require
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED)
+def start_session(
+    body: NewSession, user: ApiUser, state: State, response: Response
+) -> dict[str, Any]:
+    """Start a session now, with the token's user as the therapist."""
+    require(user, "session.start")
+    with state.db.uow(read_only=True) as uow:
+        if uow.accounts.room(user.practice, body.room) is None:
+            raise not_found("room")
+    outcome = perform(
+        state,
+        StartSession(
+            practice=user.practice,
+            actor=user.id,
+            therapist=user.id,
+            client=body.client,
+            room=body.room,
+            modality=body.modality,
+            billed_codes=tuple(body.billed_codes),
+        ),
+    )
+    assert isinstance(outcome.record, Session)
+    response.headers["Location"] = f"/api/v1/sessions/{outcome.record.id}"
+    return session_json(outcome.record, [], state.now())
+
+
+@router.get("/sessions/{session_id}")
+def read_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]:
+    """A session with its exits, gross and net minutes (and concerns, for supervisors)."""
+    require(user, "session.read")
+    view = session_view(state, user, session_id)
+    return session_json(view.session, view.exits, state.now(), view.concerns)
+
+
+@router.post("/sessions/{session_id}/end")
+def end_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]:
+    require(user, "session.end")
+    check_session(state, user, session_id)
+    perform(state, EndSession(practice=user.practice, actor=user.id, session=session_id))
+    view = session_view(state, user, session_id)
+    return session_json(view.session, view.exits, state.now(), view.concerns)
+
+
+@router.post("/sessions/{session_id}/exits", status_code=status.HTTP_201_CREATED)
+def declare_exit(
+    session_id: str, body: NewExit, user: ApiUser, state: State, response: Response
+) -> dict[str, Any]:
+    """Step out now, with everything said at the tap."""
+    require(user, "exit.declare")
+    check_session(state, user, session_id)
+    outcome = perform(
+        state,
+        DeclareExit(
+            practice=user.practice,
+            actor=user.id,
+            session=session_id,
+            reason=body.reason,
+            reason_note=body.reason_note,
+            client_informed="before_leaving" if body.client_informed else "not_informed",
+            explanation=body.explanation,
+            safeguards=tuple(body.safeguards),
+            expected_minutes=body.expected_minutes,
+            client_attended_by=body.client_attended_by,
+            ems=body.ems,
+            ems_note=body.ems_note,
+        ),
+    )
+    assert isinstance(outcome.record, Exit)
+    response.headers["Location"] = f"/api/v1/exits/{outcome.record.id}"
+    return exit_json(outcome.record)

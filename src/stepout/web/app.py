@@ -1,0 +1,74 @@
+"""The web app: the therapist's console and the room displays (pages), and the REST API under
+/api/v1. `create_app` wires it to the settings; `stepout serve` runs it with uvicorn."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from stepout import __version__
+from stepout.bootstrap import effective_policy, open_database
+from stepout.config import Settings, load_secret
+from stepout.domain.instants import now
+from stepout.services.accounts import AccountService
+from stepout.services.workflow import Clock, Workflow
+from stepout.web import errors
+from stepout.web.api import router as api_router
+from stepout.web.live import Hub, LocalNotifier, Notifier, PostgresNotifier
+from stepout.web.pages import router as pages_router
+from stepout.web.state import AppState
+
+STATIC: Final = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastAPI:
+    settings = settings or Settings()
+    db = open_database(settings)
+    hub = Hub()
+    notifier: Notifier
+    if db.dialect == "postgresql":
+        dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        notifier = PostgresNotifier(hub, dsn)
+    else:
+        notifier = LocalNotifier(hub)
+    state = AppState(
+        settings=settings,
+        db=db,
+        workflow=Workflow(db.uow, clock),
+        accounts=AccountService(db.uow, clock),
+        policy=effective_policy(settings),
+        hub=hub,
+        notifier=notifier,
+        secret=load_secret(settings.secret_file),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.bind(asyncio.get_running_loop())
+        notifier.start()
+        try:
+            yield
+        finally:
+            notifier.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="Stepout",
+        version=__version__,
+        summary="Record, guide and audit the moments a therapist leaves the session.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.stepout = state
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(api_router, prefix="/api/v1")
+    app.include_router(pages_router)
+    return app

@@ -1,0 +1,82 @@
+"""How refusals reach API clients: JSON with a stable code, the field and the reason; never a
+500 for bad input, never a stored value echoed back (it may be health data)."""
+
+from typing import Any, Final
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from stepout.domain.protocol import ProtocolError
+from stepout.services.accounts import AccountError
+from stepout.services.importing import ImportRejected
+from stepout.web.security import LoginRequired
+
+MAX_LISTED: Final = 1000
+INPUT_CODES: Final = frozenset(
+    {"missing-value", "invalid-value", "no-changes", "field-not-amendable"}
+)
+
+
+def protocol_status(error: ProtocolError) -> int:
+    """404 for a record not found, 422 for a bad value, 409 for a refused transition."""
+    if error.code == "not-found":
+        return status.HTTP_404_NOT_FOUND
+    if error.code in INPUT_CODES or error.code.startswith("unknown-"):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    return status.HTTP_409_CONFLICT
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+    return JSONResponse(
+        {"error": "invalid-request", "message": "The request is not valid.", "errors": errors},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _protocol(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProtocolError)
+    return JSONResponse(
+        {"error": exc.code, "message": exc.message}, status_code=protocol_status(exc)
+    )
+
+
+async def _rejected(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ImportRejected)
+    errors = [{"line": e.line, "field": e.field, "reason": e.message} for e in exc.errors]
+    body = {
+        "error": "import-rejected",
+        "message": f"{len(errors)} errors; nothing was stored.",
+        "errors": errors[:MAX_LISTED],
+    }
+    return JSONResponse(
+        body,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _account(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": "invalid-request", "message": str(exc)},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _login(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(f"/login?next={exc.next_path}", status.HTTP_303_SEE_OTHER)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ProtocolError, _protocol)
+    app.add_exception_handler(ImportRejected, _rejected)
+    app.add_exception_handler(AccountError, _account)
+    app.add_exception_handler(LoginRequired, _login)

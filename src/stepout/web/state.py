@@ -1,0 +1,38 @@
+"""What every request handler reaches: the database, the command handlers, the accounts, the
+policy, live updates and the server's secret, built once per app from the settings."""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from stepout.config import Settings
+from stepout.domain.instants import Instant
+from stepout.policy.model import Policy
+from stepout.services.accounts import AccountService
+from stepout.services.workflow import Clock, Workflow
+from stepout.web.live import Hub, Notifier
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    db: "Database"
+    workflow: Workflow
+    accounts: AccountService
+    policy: Policy
+    hub: Hub
+    notifier: Notifier
+    secret: bytes
+    clock: Clock
+
+    def now(self) -> Instant:
+        return self.clock()
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.stepout
+    return state

@@ -1,0 +1,109 @@
+"""The web app under test: a real app on a fresh SQLite database (and, for tests that ask
+for `engine_url` over both engines, PostgreSQL), with a practice, its staff and rooms made
+through the account service, and API tokens for each.
+
+Every name, client id and text here is synthetic.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from stepout.adapters.db import Database
+from stepout.config import Settings
+from stepout.web.app import create_app
+from stepout.web.state import AppState
+
+PASSWORD = "synthetic-pass-0001"
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@dataclass
+class Practice:
+    id: str
+    tokens: dict[str, str] = field(default_factory=dict)  # username -> API token
+    room_tokens: dict[str, str] = field(default_factory=dict)  # room -> display token
+
+    def auth(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+
+@dataclass
+class Web:
+    app: FastAPI
+    client: TestClient
+    settings: Settings
+    practices: dict[str, Practice]
+
+    @property
+    def state(self) -> AppState:
+        state: AppState = self.app.state.stepout
+        return state
+
+    @property
+    def a(self) -> Practice:
+        return self.practices["pa"]
+
+    @property
+    def b(self) -> Practice:
+        return self.practices["pb"]
+
+
+def settings_for(url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=url, secret_file=tmp_path / "secret.key")
+
+
+def populate(state: AppState, practice: str, prefix: str) -> Practice:
+    """A practice with one user of each role (`<prefix>-admin`, `<prefix>-super`,
+    `<prefix>-ther`, `<prefix>-ther2`, `<prefix>-bill`), two rooms and tokens for all."""
+    accounts = state.accounts
+    accounts.add_practice(practice, f"Synthetic practice {prefix.upper()}")
+    made = Practice(practice)
+    for name, role in (
+        ("admin", "admin"),
+        ("super", "supervisor"),
+        ("ther", "therapist"),
+        ("ther2", "therapist"),
+        ("bill", "biller"),
+    ):
+        username = f"{prefix}-{name}"
+        accounts.add_user(username, practice, role, PASSWORD)
+        made.tokens[username] = accounts.create_api_token(username)[1]
+    for room in ("room-1", "room-2"):
+        accounts.add_room(room, practice, f"Room {room[-1]}")
+        made.room_tokens[room] = accounts.create_room_token(room, practice)[1]
+    return made
+
+
+def make_web(url: str, tmp_path: Path) -> Iterator[Web]:
+    settings = settings_for(url, tmp_path)
+    app = create_app(settings)
+    state: AppState = app.state.stepout
+    practices = {"pa": populate(state, "pa", "a"), "pb": populate(state, "pb", "b")}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield Web(app, client, settings, practices)
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    """The app on SQLite, with practices `pa` (users a-*) and `pb` (users b-*)."""
+    yield from make_web(f"sqlite:///{tmp_path / 'stepout.db'}", tmp_path)
+
+
+@pytest.fixture(params=ENGINES)
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'stepout.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    Database.open(url, migrate=False).migrate()
+    return url
+
+
+@pytest.fixture
+def web_any(engine_url: str, tmp_path: Path) -> Iterator[Web]:
+    """As `web`, on each engine in turn."""
+    yield from make_web(engine_url, tmp_path)
