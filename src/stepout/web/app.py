@@ -9,6 +9,7 @@ from typing import Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from stepout import __version__
 from stepout.bootstrap import effective_policy, open_database
@@ -67,8 +68,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         lifespan=lifespan,
     )
     app.state.stepout = state
+    app.mount("/healthz", _health)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
     return app
+
+
+async def _health(scope: Scope, receive: Receive, send: Send) -> None:
+    """A bare ASGI endpoint for load balancers (and the benchmark's baseline): no database."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def app_from_env() -> FastAPI:
+    """The app for the settings in the environment (`uvicorn --factory`, one per worker)."""
+    return create_app(Settings())
