@@ -33,13 +33,14 @@ def session(
     practice: str = "p1",
     therapist: str = "t-001",
     codes: tuple[str, ...] = ("90834",),
+    room: str = "r1",
 ) -> Event:
     """A `session.recorded` event; `minutes=None` for a session still in progress."""
     data: dict[str, Any] = {
         "practice": practice,
         "therapist": therapist,
         "client": "client-0001",
-        "room": "r1",
+        "room": room,
         "modality": "in_person",
         "start": iso(start),
         "end": None if minutes is None else iso(start + minutes * MINUTE),

@@ -174,7 +174,7 @@ class AccountService:
             found = uow.accounts.web_session(hashed)
             if found is None:
                 return None
-            expired = at - found.seen > IDLE_TIMEOUT_US or at - found.created > ABSOLUTE_TIMEOUT_US
+            expired = at - found.seen > IDLE_TIMEOUT_US or at - found.created >= ABSOLUTE_TIMEOUT_US
             if expired:
                 uow.accounts.end_web_session(hashed, at)
             elif at - found.seen > TOUCH_EVERY_US:
@@ -202,6 +202,55 @@ class AccountService:
             uow.accounts.set_password_hash(found[0].id, credentials.hash_password(password))
             uow.accounts.end_web_sessions_of(found[0].id, self._clock())
             uow.commit()
+
+    # Reading and switching off (the CLI's `list`, `disable` and `revoke` commands)
+
+    def help_text(self, practice_id: str) -> HelpText:
+        with self._uow() as uow:
+            _require_practice(uow, practice_id)
+            return uow.accounts.help_text(practice_id)
+
+    def user(self, username: str) -> User | None:
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+        return None if found is None else found[0]
+
+    def users(self, practice_id: str) -> list[User]:
+        with self._uow() as uow:
+            _require_practice(uow, practice_id)
+            return uow.accounts.users(practice_id)
+
+    def set_disabled(self, username: str, disabled: bool) -> User:
+        """Disable (or enable again) an account: a disabled one cannot sign in, and its
+        browser sessions and API tokens stop working at once."""
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+            if found is None:
+                raise AccountError(f"no user {username}")
+            user = found[0]
+            uow.accounts.set_disabled(user.id, disabled)
+            if disabled:
+                uow.accounts.end_web_sessions_of(user.id, self._clock())
+            uow.commit()
+        return User(user.id, user.practice, user.username, user.role, disabled)
+
+    def rooms(self, practice: str | None = None) -> list[Room]:
+        with self._uow() as uow:
+            if practice is not None:
+                _require_practice(uow, practice)
+            return uow.accounts.rooms(practice)
+
+    def revoke_room_tokens(self, room_id: str, practice: str | None = None) -> tuple[Room, int]:
+        """Revoke every display token of the room (a lost tablet); returns how many."""
+        with self._uow() as uow:
+            found = uow.accounts.rooms(practice, room_id)
+            if not found:
+                raise AccountError(f"no room {room_id}")
+            if len(found) > 1:
+                raise AccountError(f"room {room_id} is in several practices: name the practice")
+            revoked = uow.accounts.revoke_room_tokens(found[0], self._clock())
+            uow.commit()
+        return found[0], revoked
 
 
 def _require_practice(uow: AccountsUnitOfWork, practice: str) -> None:
