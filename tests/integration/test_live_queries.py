@@ -11,7 +11,7 @@ from stepout.adapters.db import Database
 from stepout.adapters.memory import MemoryUnitOfWork
 from stepout.domain.events import Event
 from stepout.services.ports import Records
-from tests.integration.builders import MINUTE, at, exit_, practice, session
+from tests.integration.builders import MINUTE, at, concern, exit_, iso, practice, session
 
 EVENTS: list[Event] = [
     practice(),
@@ -24,6 +24,10 @@ EVENTS: list[Event] = [
     exit_("x-1", "s-1", at(10), at(15)),  # returned, not signed
     exit_("x-2", "s-1", at(20), at(22), signed_at="2026-03-02T15:00:00+00:00"),
     exit_("x-3", "s-3", at(115)),  # open
+    concern("k-1", "s-1", at(55)),
+    concern("k-2", "s-3", at(112)),
+    concern("k-3", "s-5", at(131), practice="p2"),
+    Event("concern.acknowledged", "p1", "k-1", at(70), {"acknowledged_at": iso(at(70))}),
 ]
 
 
@@ -87,3 +91,9 @@ def test_exits_to_sign_are_the_returned_unsigned_ones_of_the_therapist(
     assert [x.id for x in records.exits_to_sign("p1", "t-001")] == ["x-1"]
     assert records.exits_to_sign("p1", "t-002") == []
     assert records.exits_to_sign("p2", "t-001") == []
+
+
+def test_open_concerns_are_the_practices_unacknowledged_ones(records: Records) -> None:
+    assert [c.id for c in records.open_concerns("p1", 10)] == ["k-2"]
+    assert [c.id for c in records.open_concerns("p2", 10)] == ["k-3"]
+    assert records.open_concerns("p2", 0) == []

@@ -136,6 +136,16 @@ class MemoryRecords:
                 found.append(x)
         return sorted(found, key=lambda x: (x.left_at, x.id))
 
+    def open_concerns(self, practice: str, limit: int) -> list[Concern]:
+        found = [
+            c
+            for c in self._all_concerns()
+            if c.acknowledged_at is None
+            and (s := self.session(c.session)) is not None
+            and s.practice == practice
+        ]
+        return sorted(found, key=lambda c: (c.raised_at, c.id))[:limit]
+
     def _selected(self, s: Session, sel: Selection) -> bool:
         if s.end is None or (sel.practice and s.practice != sel.practice):
             return False

@@ -64,6 +64,9 @@ class Records(Protocol):
     def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
         """The therapist's exits that have a return but no signature, oldest first."""
 
+    def open_concerns(self, practice: str, limit: int) -> list[Concern]:
+        """The practice's concerns not yet acknowledged, oldest first, at most `limit`."""
+
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
         """Ended sessions in the selection with their exits and concerns, streamed in
         (start, id) order; memory stays bounded by one chunk, not by the selection."""

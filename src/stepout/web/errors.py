@@ -2,6 +2,7 @@
 500 for bad input, never a stored value echoed back (it may be health data)."""
 
 from typing import Any, Final
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -71,7 +72,11 @@ async def _account(request: Request, exc: Exception) -> Response:
 
 async def _login(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    return RedirectResponse(f"/login?next={exc.next_path}", status.HTTP_303_SEE_OTHER)
+    target = f"/login?next={quote(exc.next_path)}"
+    if request.headers.get("HX-Request") == "true":
+        # An htmx request would swap the login page into a panel: send the whole page there.
+        return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
 def install(app: FastAPI) -> None:

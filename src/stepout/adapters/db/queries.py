@@ -168,6 +168,14 @@ class SqlRecords:
         ).order_by(X.left_us, X.id)
         return [exit_of(r) for r in self._conn.execute(stmt)]
 
+    def open_concerns(self, practice: str, limit: int) -> list[Concern]:
+        stmt = (
+            _CONCERNS.where(C.practice == practice, C.acknowledged_us.is_(None))
+            .order_by(C.raised_us, C.id)
+            .limit(limit)
+        )
+        return [concern_of(r) for r in self._conn.execute(stmt)]
+
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
         return merge_bundles(self._conn, self._filter(selection))
 

@@ -3,4 +3,30 @@ display, the client's concern form and the supervisor's views."""
 
 from fastapi import APIRouter
 
+from stepout.web.pages import (
+    amend,
+    auth,
+    concerns,
+    console,
+    display,
+    exits,
+    fixes,
+    live,
+    stepout,
+    supervise,
+)
+
 router = APIRouter(include_in_schema=False)
+for module in (
+    auth,
+    console,
+    stepout,
+    exits,
+    fixes,
+    amend,
+    display,
+    concerns,
+    supervise,
+    live,
+):
+    router.include_router(module.router)
