@@ -184,8 +184,8 @@ def test_verify_and_rebuild_keep_the_records(cli: CliRunner, tmp_path: Path) -> 
 
 
 def test_demo_builds_the_practice_and_can_run_twice(cli: CliRunner) -> None:
-    first = run(cli, "demo", "--sessions", "500")
+    first = run(cli, "demo", "--sessions", "500", "--no-serve")
     assert "Exits by reason" in first
     assert "Findings" in first
-    second = " ".join(run(cli, "demo", "--sessions", "500").split())
+    second = " ".join(run(cli, "demo", "--sessions", "500", "--no-serve").split())
     assert "(0 records added," in second

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from stepout import __version__
-from stepout.cli import admin, records, reports
+from stepout.cli import accounts, admin, records, reports, serve
 
 app = typer.Typer(
     name="stepout",
@@ -42,6 +42,11 @@ app.command("summary")(reports.summary)
 app.command("verify")(admin.verify)
 app.command("rebuild")(admin.rebuild)
 app.add_typer(reports.policy_app, name="policy")
+app.command("serve")(serve.serve)
+app.add_typer(accounts.practices_app, name="practices")
+app.add_typer(accounts.users_app, name="users")
+app.add_typer(accounts.rooms_app, name="rooms")
+app.add_typer(accounts.tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """`stepout init`, `verify`, `rebuild` and `demo`: the database and the demo practice."""
 
 import io
+import random
+import secrets
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
@@ -14,13 +16,27 @@ from stepout.services.importing import ImportRejected, import_records
 from stepout.services.ports import Selection
 from stepout.services.reporting import summarize
 from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
+from stepout.synthetic.practice import Cast, build_cast
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database
+    from stepout.services.accounts import AccountService
 
 DEMO_PRACTICE = "demo"
 DEMO_START = date(2026, 8, 3)  # a Monday; the demo's months end before late November 2026
 DEMO_THERAPISTS = 12  # a group practice: 4,000 sessions are about three months of its work
+DEMO_NAME: Final = "Demo practice (synthetic)"
+# One account per role; the therapist is the cast's first therapist (t-001), so they see
+# the demo's sessions. Prefixed: usernames are unique across practices.
+DEMO_USERS: Final = (
+    ("therapist", "demo-therapist", "own sessions: start, step out, sign"),
+    ("supervisor", "demo-supervisor", "all sessions, findings, concerns"),
+    ("admin", "demo-admin", "all sessions, accounts, billing"),
+    ("biller", "demo-biller", "sessions, findings, billing"),
+)
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The database URL without a password, fit for a terminal."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
@@ -33,7 +49,7 @@ def init() -> None:
     """Create the database or bring it to the current schema (Alembic, idempotent)."""
     with database(migrate=False) as db:
         revision = db.migrate()
-    console.print(f"Database {_safe_url(settings().database_url)} is at revision {revision}.")
+    console.print(f"Database {safe_url(settings().database_url)} is at revision {revision}.")
 
 
 def verify() -> None:
@@ -55,8 +71,16 @@ def rebuild() -> None:
 def demo(
     sessions: Annotated[int, typer.Option("--sessions", "-n", min=100)] = 4000,
     seed: Annotated[int, typer.Option("--seed")] = 2026,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the web app afterwards.")
+    ] = True,
+    host: Annotated[str, typer.Option("--host", help="Where the web app listens.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
 ) -> None:
-    """Build a demo practice with synthetic records and show how it is doing."""
+    """Build a demo practice with synthetic records and a login for each role, show how it is
+    doing, and start the web app (a second run reuses the practice, with new passwords)."""
+    from stepout.cli.serve import base_url, check_ready, run_server
+
     config = GeneratorConfig(
         sessions=sessions,
         seed=seed,
@@ -64,30 +88,146 @@ def demo(
         start=DEMO_START,
         therapists=DEMO_THERAPISTS,
     )
+    cast = build_cast(DEMO_PRACTICE, sessions, DEMO_THERAPISTS, None, random.Random(seed))
+    policy = effective_policy(settings())
+    with database() as db:
+        with db.uow(read_only=True) as uow:
+            there = uow.records.practice(DEMO_PRACTICE) is not None
+            result = summarize(uow.records, Selection(practice=DEMO_PRACTICE), policy, now())
+        if there and result.sessions:
+            added = "0 records added, the demo practice was already there: reusing it"
+        else:
+            new, unchanged = _build_demo(db, config, create_practice=not there)
+            added = f"{new:,} records added, {unchanged:,} already there"
+            with db.uow(read_only=True) as uow:
+                result = summarize(uow.records, Selection(practice=DEMO_PRACTICE), policy, now())
+        password = _demo_password()
+        room, token = _demo_accounts(db, cast, password)
+    console.rule("[bold]Stepout demo practice")
+    console.print(f"Database: {safe_url(settings().database_url)} ({added}).")
+    print_summary(result, policy)
+    _print_logins(_demo_url(host, port), password, room, token)
+    if not serve:
+        console.print(
+            "Start the web app with [bold]stepout serve[/] (the logins above stay valid "
+            "until the next [bold]stepout demo[/])."
+        )
+        return
+    check_ready(1)
+    console.print(
+        f"Starting the web app on {base_url(host, port)} (Ctrl+C stops it)…", highlight=False
+    )
+    run_server(host, port)
+
+
+def _build_demo(
+    db: "Database", config: GeneratorConfig, *, create_practice: bool
+) -> tuple[int, int]:
+    """Generate and import the demo's records: (records added, records already there)."""
+    from stepout.services.accounts import AccountError, AccountService
+
     buffer = io.BytesIO()
     with err_console.status("Generating the demo practice…"):
         write_jsonl(generate(config), buffer)
     buffer.seek(0)
-    with database() as db:
+    if create_practice:  # named, in the records' time zone (an import would say UTC)
         try:
-            with err_console.status("Importing…"), db.uow() as uow:
-                report = import_records(uow, buffer, actor="demo")
-        except ImportRejected as rejected:
-            fail(
-                "the database already holds other records under the demo's ids "
-                f"({rejected.errors[0]}); use a fresh STEPOUT_DATABASE_URL",
-            )
-        policy = effective_policy(settings())
-        with db.uow(read_only=True) as uow:
-            result = summarize(uow.records, Selection(practice=DEMO_PRACTICE), policy, now())
-    new = sum(report.created.values())
-    console.rule("[bold]Stepout demo practice")
+            AccountService(db.uow).add_practice(DEMO_PRACTICE, DEMO_NAME, config.timezone)
+        except AccountError as e:
+            fail(f"the demo practice: {e}")
+    try:
+        with err_console.status("Importing…"), db.uow() as uow:
+            report = import_records(uow, buffer, actor="demo")
+    except ImportRejected as rejected:
+        fail(
+            "the database already holds other records under the demo's ids "
+            f"({rejected.errors[0]}); use a fresh STEPOUT_DATABASE_URL",
+        )
+    return sum(report.created.values()), report.unchanged
+
+
+def _demo_password() -> str:
+    """This run's password for the demo accounts: short enough to type, random per run."""
+    from stepout.services.credentials import WeakPassword, check_password_strength
+
+    while True:
+        password = f"demo-{secrets.token_hex(5)}"
+        try:
+            check_password_strength(password)
+        except WeakPassword:  # pragma: no cover - "demo-" alone has five different characters
+            continue
+        return password
+
+
+def _demo_accounts(db: "Database", cast: Cast, password: str) -> tuple[str, str]:
+    """The demo's accounts (this run's password), its rooms, and a display token for the demo
+    therapist's room: (room, token). Idempotent: what is there is reused."""
+    from stepout.services.accounts import AccountError, AccountService
+
+    accounts = AccountService(db.uow)
+    therapist = cast.therapists[0]
+    try:
+        for role, username, _ in DEMO_USERS:
+            _demo_user(accounts, role, username, password, therapist.id)
+        rooms = {r.id for r in accounts.rooms(DEMO_PRACTICE)}
+        for room in cast.rooms:
+            if room not in rooms:
+                accounts.add_room(room, DEMO_PRACTICE, f"Room {room.removeprefix('room-')}")
+        found, token = accounts.create_room_token(therapist.room, DEMO_PRACTICE)
+    except AccountError as e:
+        fail(f"the demo accounts: {e}; use a fresh STEPOUT_DATABASE_URL")
+    return found.id, token
+
+
+def _demo_user(
+    accounts: "AccountService", role: str, username: str, password: str, therapist_id: str
+) -> None:
+    user_id = therapist_id if role == "therapist" else None
+    found = accounts.user(username)
+    if found is None:
+        accounts.add_user(username, DEMO_PRACTICE, role, password, user_id=user_id)
+        return
+    if found.practice != DEMO_PRACTICE or found.role != role or found.id != (user_id or username):
+        fail(
+            f"the user {username} already exists and is not the demo's {role} "
+            "(another practice, role or id); use a fresh STEPOUT_DATABASE_URL"
+        )
+    if found.disabled:
+        accounts.set_disabled(username, False)
+    accounts.set_password(username, password)
+
+
+def _demo_url(host: str, port: int) -> str:
+    """Where the demo's links point: STEPOUT_PUBLIC_URL when set, else where it listens."""
+    from stepout.cli.serve import base_url
+
+    current = settings()
+    if "public_url" in current.model_fields_set:
+        return current.public_url.rstrip("/")
+    return base_url(host, port)
+
+
+def _print_logins(url: str, password: str, room: str, token: str) -> None:
+    from rich.table import Table
+
+    from stepout.web.links import display_path
+
+    console.rule("[bold]Demo logins (synthetic practice: no real person in it)")
     console.print(
-        f"Database: {_safe_url(settings().database_url)} "
-        f"({new:,} records added, {report.unchanged:,} already there)."
+        f"Open [bold]{url}[/] and sign in with one of these usernames and this run's "
+        f"password, [bold]{password}[/] (a new one on every `stepout demo`):",
+        highlight=False,
+        soft_wrap=True,
     )
-    print_summary(result, policy)
+    table = Table(show_header=True, box=None, padding=(0, 2))
+    for column in ("role", "username", "sees"):
+        table.add_column(column)
+    for role, username, sees in DEMO_USERS:
+        table.add_row(role, username, sees)
+    console.print(table)
     console.print(
-        "Try: [bold]stepout billing --status unsupported[/], "
-        "[bold]stepout audit --rule undeclared-exit[/], [bold]stepout verify[/]."
+        f"The room display of {room} (the demo therapist's room; open it in a second window):",
+        highlight=False,
     )
+    typer.echo(f"  {url}{display_path(room, token)}")
+    console.print(f"API docs: {url}/api/docs", highlight=False, soft_wrap=True)
