@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from stepout.adapters.db import Database
 from stepout.config import Settings
+from stepout.domain.instants import MICROS_PER_MINUTE, Instant, parse_instant
+from stepout.services import credentials
+from stepout.services.workflow import Clock
 from stepout.web.app import create_app
 from stepout.web.state import AppState
 
@@ -53,6 +57,28 @@ class Web:
         return self.practices["pb"]
 
 
+class FakeClock:
+    """A clock the test moves: `clock.advance(minutes=5)`."""
+
+    def __init__(self, start: str = "2026-03-02T15:00:00+00:00") -> None:
+        self.at: Instant = parse_instant(start)
+
+    def __call__(self) -> Instant:
+        return self.at
+
+    def advance(self, minutes: float = 0, seconds: float = 0) -> None:
+        self.at += round(minutes * MICROS_PER_MINUTE + seconds * 1_000_000)
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with its smallest cost: each app makes ten accounts, and hashing them at the
+    production cost would be most of a web test's time. Verification reads the cost from the
+    hash, so sign-in works the same."""
+    quick = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(credentials, "_hasher", quick)
+
+
 def settings_for(url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=url, secret_file=tmp_path / "secret.key")
 
@@ -79,9 +105,9 @@ def populate(state: AppState, practice: str, prefix: str) -> Practice:
     return made
 
 
-def make_web(url: str, tmp_path: Path) -> Iterator[Web]:
+def make_web(url: str, tmp_path: Path, clock: Clock | None = None) -> Iterator[Web]:
     settings = settings_for(url, tmp_path)
-    app = create_app(settings)
+    app = create_app(settings) if clock is None else create_app(settings, clock=clock)
     state: AppState = app.state.stepout
     practices = {"pa": populate(state, "pa", "a"), "pb": populate(state, "pb", "b")}
     with TestClient(app, base_url="http://127.0.0.1") as client:
@@ -107,3 +133,14 @@ def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def web_any(engine_url: str, tmp_path: Path) -> Iterator[Web]:
     """As `web`, on each engine in turn."""
     yield from make_web(engine_url, tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def web_clocked(engine_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Web]:
+    """As `web_any`, with the app on `clock` (a `FakeClock` the test advances)."""
+    yield from make_web(engine_url, tmp_path, clock)

@@ -3,13 +3,15 @@ shapes of its answers (interchange fields, plus the live workflow's figures)."""
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepout.domain.billing import reconcile
 from stepout.domain.facetime import gross_minutes, net_minutes
 from stepout.domain.instants import Instant
 from stepout.domain.interchange import concern_to_dict, exit_to_dict, session_to_dict
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.vocabulary import KNOWN_CODES
 
 Text = Field(min_length=1, max_length=2000)
 
@@ -23,6 +25,14 @@ class NewSession(Body):
     room: str = Field(min_length=1, max_length=200, description="A room of the practice")
     modality: Literal["in_person", "telehealth"] = "in_person"
     billed_codes: list[str] = Field(default_factory=list, max_length=10)
+
+    @field_validator("billed_codes")
+    @classmethod
+    def _known_codes(cls, codes: list[str]) -> list[str]:
+        for index, code in enumerate(codes):
+            if code not in KNOWN_CODES:
+                raise ValueError(f"item {index} is not a CPT code Stepout knows")
+        return codes
 
 
 class NewExit(Body):
@@ -41,6 +51,48 @@ class NewExit(Body):
 
 class ReturnBody(Body):
     checked_in: bool = Field(description="The therapist checked in with the client on return")
+
+
+class InformBody(Body):
+    client_informed: Literal["after_return", "before_leaving"] = Field(
+        default="after_return", description="When the client was told"
+    )
+    explanation: str = Field(min_length=1, max_length=2000, description="Words said to the client")
+
+
+class SafeguardBody(Body):
+    safeguard: Literal["records_secured", "screen_locked", "door_closed"]
+
+
+class EmsBody(Body):
+    ems: Literal["called", "not_needed"] = Field(description="Emergency services decision")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AttendantBody(Body):
+    client_attended_by: str = Field(
+        min_length=1, max_length=200, description="Who stays with the client"
+    )
+
+
+class ClassifyBody(Body):
+    reason: Literal["technical", "client_safety", "health_emergency", "other"]
+    reason_note: str | None = Field(default=None, max_length=2000)
+
+
+class AmendBody(Body):
+    changes: dict[str, Any] = Field(
+        min_length=1,
+        max_length=20,
+        description="Interchange field names and their new values (timestamps ISO 8601 with"
+        " an offset)",
+    )
+    note: str = Field(min_length=1, max_length=2000, description="Why the record is amended")
+
+
+def bad_input(field: str, reason: str) -> RequestValidationError:
+    """A 422 in the shape of a validation error, for what pydantic does not check itself."""
+    return RequestValidationError([{"loc": (field,), "msg": reason, "type": "value_error"}])
 
 
 def session_json(
@@ -62,7 +114,7 @@ def session_json(
         body["billing"] = {"status": line.status, "supported_codes": list(line.supported_codes)}
     body["exits"] = [exit_json(x) for x in exits]
     if concerns is not None:
-        body["concerns"] = [_concern_json(c) for c in concerns]
+        body["concerns"] = [concern_json(c) for c in concerns]
     return body
 
 
@@ -74,7 +126,7 @@ def exit_json(x: Exit) -> dict[str, Any]:
     return body
 
 
-def _concern_json(c: Concern) -> dict[str, Any]:
+def concern_json(c: Concern) -> dict[str, Any]:
     body = concern_to_dict(c)
     body.pop("kind", None)
     return body

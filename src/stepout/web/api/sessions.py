@@ -1,17 +1,69 @@
-"""Sessions and their exits: start, read, end, step out."""
+"""Sessions and their exits: list a day's, start, read, end, step out."""
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
+from stepout.domain.accounts import User
 from stepout.domain.commands import DeclareExit, EndSession, StartSession
+from stepout.domain.instants import Instant, day_bounds, to_datetime
+from stepout.domain.permissions import sees_only_own_sessions
 from stepout.domain.records import Exit, Session
+from stepout.services.ports import AccountsUnitOfWork, Selection
 from stepout.web.actions import perform
 from stepout.web.api.schemas import NewExit, NewSession, exit_json, session_json
 from stepout.web.reading import check_session, not_found, session_view
 from stepout.web.security import ApiUser, State, require
 
 router = APIRouter(tags=["sessions"])
+
+
+@router.get("/sessions")
+def list_sessions(
+    user: ApiUser,
+    state: State,
+    day: Annotated[
+        date | None,
+        Query(
+            alias="date",
+            description="YYYY-MM-DD, in the practice's time zone (default: today there)",
+        ),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """The sessions started on one day, by start: a therapist's own, the practice's for the
+    other roles; each with its exits and its gross and net minutes."""
+    require(user, "session.read")
+    at = state.now()
+    with state.db.uow(read_only=True) as uow:
+        practice = uow.records.practice(user.practice)
+        zone = "UTC" if practice is None else practice.timezone
+        wanted = day or to_datetime(at).astimezone(ZoneInfo(zone)).date()
+        found = _sessions_of_day(uow, user, wanted, zone)
+    return [session_json(s, exits, at) for s, exits in found]
+
+
+def _sessions_of_day(
+    uow: AccountsUnitOfWork, user: User, day: date, zone: str
+) -> list[tuple[Session, list[Exit]]]:
+    records = uow.records
+    first, after = day_bounds(day, zone)
+    if sees_only_own_sessions(user):
+        mine = records.sessions_of_therapist(user.practice, user.id, first, after)
+        return [(s, records.exits_of_session(s.id)) for s in mine]
+    # The day's ended sessions, then those in progress (one per room at most).
+    selection = Selection(date_from=day, date_to=day, practice=user.practice)
+    found = {b.session.id: (b.session, list(b.exits)) for b in records.bundles(selection)}
+    for room in uow.accounts.rooms(user.practice):
+        live = records.session_in_room(user.practice, room.id)
+        if live is not None and _within(live.start, first, after) and live.id not in found:
+            found[live.id] = (live, records.exits_of_session(live.id))
+    return sorted(found.values(), key=lambda pair: (pair[0].start, pair[0].id))
+
+
+def _within(at: Instant, first: Instant, after: Instant) -> bool:
+    return first <= at < after
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)
