@@ -11,9 +11,7 @@ from tests.browser.conftest import PHONE, Pages, Server, sign_in
 pytestmark = pytest.mark.browser
 
 
-def test_the_console_shows_an_exit_declared_on_another_device(
-    server: Server, pages: Pages
-) -> None:
+def test_the_console_shows_an_exit_declared_on_another_device(server: Server, pages: Pages) -> None:
     auth = server.practices["pa"].auth("a-ther")
     api = httpx.Client(base_url=f"{server.url}/api/v1", headers=auth, timeout=5)
     sid = api.post("/sessions", json={"client": "c-0555", "room": "room-2"}).json()["id"]
