@@ -97,3 +97,10 @@ def test_open_concerns_are_the_practices_unacknowledged_ones(records: Records) -
     assert [c.id for c in records.open_concerns("p1", 10)] == ["k-2"]
     assert [c.id for c in records.open_concerns("p2", 10)] == ["k-3"]
     assert records.open_concerns("p2", 0) == []
+
+
+def test_a_practices_day_is_every_session_started_in_the_window(records: Records) -> None:
+    day = records.sessions_of_practice("p1", at(0), at(0) + 24 * 60 * MINUTE)
+    assert [s.id for s in day] == ["s-1", "s-2", "s-3", "s-4"]
+    assert [s.id for s in records.sessions_of_practice("p1", at(60), at(120))] == ["s-2", "s-3"]
+    assert [s.id for s in records.sessions_of_practice("p2", at(0), at(200))] == ["s-5"]

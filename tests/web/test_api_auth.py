@@ -53,6 +53,7 @@ def test_every_route_refuses_a_caller_without_a_valid_token(web: Web, headers: d
         r = web.client.request(method, path, headers=headers, json={})
         assert r.status_code == 401, (method, path, r.text)
         assert r.headers["www-authenticate"] == "Bearer"
+        assert r.json()["error"] == "unauthorized"
 
 
 def test_a_revoked_api_token_is_refused(web: Web) -> None:

@@ -127,7 +127,7 @@ def test_a_practices_room_token_sees_its_own_practices_room_only(web: Web) -> No
 def test_a_token_for_another_room_is_forbidden(web: Web, path: str) -> None:
     r = web.client.get(f"{API}/rooms/room-1/{path}", params={"token": web.a.room_tokens["room-2"]})
     assert r.status_code == 403
-    assert "another room" in r.json()["detail"]
+    assert "another room" in r.json()["message"]
 
 
 @pytest.mark.parametrize("path", ["display", "display/events"])

@@ -279,7 +279,7 @@ def test_another_practices_exit_is_not_found(web_any: Web) -> None:
     for path, body in UPDATES:
         r = call(web_any, "POST", f"/exits/{xid}/{path}", "a-ther", json=body)
         assert r.status_code == 404, path
-        assert r.json()["detail"] == "No such exit in this practice."
+        assert r.json()["message"] == "No such exit in this practice."
     assert call(web_any, "GET", f"/exits/{xid}", "a-super").status_code == 404
     assert ok(call(web_any, "GET", f"/exits/{xid}", "b-ther"))["open"] is True  # untouched
 

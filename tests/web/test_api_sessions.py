@@ -208,7 +208,7 @@ def test_only_a_therapist_starts_a_session(web: Web) -> None:
     for username in NOT_THERAPISTS:
         r = call(web, "POST", "/sessions", username, json={"client": "c-1", "room": "room-1"})
         assert r.status_code == 403, username
-        assert "session.start" in r.json()["detail"]
+        assert "session.start" in r.json()["message"]
 
 
 def test_a_room_the_practice_does_not_have_is_not_found(web: Web) -> None:

@@ -122,6 +122,16 @@ class MemoryRecords:
         ]
         return sorted(found, key=lambda s: (s.start, s.id))
 
+    def sessions_of_practice(
+        self, practice: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        found = [
+            s
+            for s in self._all_sessions()
+            if s.practice == practice and started_from <= s.start < started_before
+        ]
+        return sorted(found, key=lambda s: (s.start, s.id))
+
     def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
         found = []
         for x in self._all_exits():

@@ -61,6 +61,11 @@ class Records(Protocol):
     ) -> list[Session]:
         """The therapist's sessions started in [started_from, started_before), by start."""
 
+    def sessions_of_practice(
+        self, practice: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        """The practice's sessions started in [started_from, started_before), by start."""
+
     def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
         """The therapist's exits that have a return but no signature, oldest first."""
 

@@ -5,8 +5,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stepout.domain.protocol import ProtocolError
 from stepout.services.accounts import AccountError
@@ -79,7 +81,27 @@ async def _login(request: Request, exc: Exception) -> Response:
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
+HTTP_CODES: Final = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+    415: "unsupported-media-type",
+}
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    """API refusals in the API's shape; everything else as Starlette answers it."""
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith("/api/"):
+        return await http_exception_handler(request, exc)
+    body = {"error": HTTP_CODES.get(exc.status_code, "error"), "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ProtocolError, _protocol)
     app.add_exception_handler(ImportRejected, _rejected)

@@ -159,6 +159,20 @@ class SqlRecords:
         )
         return [session_of(r) for r in self._conn.execute(stmt)]
 
+    def sessions_of_practice(
+        self, practice: str, started_from: Instant, started_before: Instant
+    ) -> list[Session]:
+        stmt = (
+            select(*SESSION_COLUMNS)
+            .where(
+                S.practice == practice,
+                S.start_us >= started_from,
+                S.start_us < started_before,
+            )
+            .order_by(S.start_us, S.id)
+        )
+        return [session_of(r) for r in self._conn.execute(stmt)]
+
     def exits_to_sign(self, practice: str, therapist: str) -> list[Exit]:
         stmt = _EXITS.where(
             X.therapist == therapist,

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Response, status
 
 from stepout.domain.accounts import User
 from stepout.domain.commands import DeclareExit, EndSession, StartSession
-from stepout.domain.instants import Instant, day_bounds, to_datetime
+from stepout.domain.instants import day_bounds, to_datetime
 from stepout.domain.permissions import sees_only_own_sessions
 from stepout.domain.records import Exit, Session
-from stepout.services.ports import AccountsUnitOfWork, Selection
+from stepout.services.ports import AccountsUnitOfWork
 from stepout.web.actions import perform
 from stepout.web.api.schemas import NewExit, NewSession, exit_json, session_json
 from stepout.web.reading import check_session, not_found, session_view
@@ -50,20 +50,10 @@ def _sessions_of_day(
     records = uow.records
     first, after = day_bounds(day, zone)
     if sees_only_own_sessions(user):
-        mine = records.sessions_of_therapist(user.practice, user.id, first, after)
-        return [(s, records.exits_of_session(s.id)) for s in mine]
-    # The day's ended sessions, then those in progress (one per room at most).
-    selection = Selection(date_from=day, date_to=day, practice=user.practice)
-    found = {b.session.id: (b.session, list(b.exits)) for b in records.bundles(selection)}
-    for room in uow.accounts.rooms(user.practice):
-        live = records.session_in_room(user.practice, room.id)
-        if live is not None and _within(live.start, first, after) and live.id not in found:
-            found[live.id] = (live, records.exits_of_session(live.id))
-    return sorted(found.values(), key=lambda pair: (pair[0].start, pair[0].id))
-
-
-def _within(at: Instant, first: Instant, after: Instant) -> bool:
-    return first <= at < after
+        found = records.sessions_of_therapist(user.practice, user.id, first, after)
+    else:
+        found = records.sessions_of_practice(user.practice, first, after)
+    return [(s, records.exits_of_session(s.id)) for s in found]
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)

@@ -55,17 +55,9 @@ def _take(overview: Overview, s: Session, exits: list[Exit]) -> None:
 
 
 def _live_sessions(uow: AccountsUnitOfWork, user: User, since: int, until: int) -> list[Session]:
-    """Sessions still in progress of the practice's therapist accounts (the bundles hold only
-    ended sessions)."""
-    found: list[Session] = []
-    for staff in uow.accounts.users(user.practice):
-        if staff.role == "therapist":
-            found.extend(
-                s
-                for s in uow.records.sessions_of_therapist(user.practice, staff.id, since, until)
-                if s.in_progress
-            )
-    return found
+    """The practice's sessions still in progress (the bundles hold only ended sessions)."""
+    started = uow.records.sessions_of_practice(user.practice, since, until)
+    return [s for s in started if s.in_progress]
 
 
 def read_overview(state: AppState, user: User, zone: str) -> Overview:
