@@ -41,6 +41,8 @@ PHONE: dict[str, Any] = {
 }
 TABLET: dict[str, Any] = {"viewport": {"width": 1180, "height": 820}}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The screenshots are collected only when asked for, so that a test run never rewrites them.
+collect_ignore = [] if SCREENSHOTS_ON else ["test_screenshots.py"]
 
 
 @dataclass

@@ -15,7 +15,6 @@ from stepout.web.links import concern_path
 from tests.browser.conftest import (
     PHONE,
     SCREENSHOTS,
-    SCREENSHOTS_ON,
     TABLET,
     Pages,
     Server,
@@ -23,10 +22,7 @@ from tests.browser.conftest import (
     sign_in,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not SCREENSHOTS_ON, reason="set STEPOUT_SCREENSHOTS=1 to write them"),
-]
+pytestmark = pytest.mark.browser
 
 LAPTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
 TELEHEALTH: dict[str, Any] = {"viewport": {"width": 520, "height": 400}}
