@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         title="Stepout",
         version=__version__,
         summary="Record, guide and audit the moments a therapist leaves the session.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the package's own copy of Swagger UI
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
@@ -73,8 +75,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router, prefix="/api/v1")
+    app.add_api_route("/api/docs", _api_docs, include_in_schema=False)
     app.include_router(pages_router)
     return app
+
+
+SWAGGER: Final = "/static/vendor/swagger-ui"
+
+
+def _api_docs() -> HTMLResponse:
+    """The OpenAPI documentation, with no request beyond this server (no CDN)."""
+    return get_swagger_ui_html(
+        openapi_url="/api/v1/openapi.json",
+        title="Stepout API",
+        swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
 
 
 class _Health:
