@@ -87,11 +87,11 @@ def run(
         return import_records(uow, lines, **options), ledger
 
 
-def rejected(state: MemoryState, lines: list[bytes]) -> list[LineError]:
+def rejected(state: MemoryState, lines: list[bytes], **options: Any) -> list[LineError]:
     before = (list(state.events), dict(state.records))
     uow = MemoryUnitOfWork(state)
     with pytest.raises(ImportRejected) as caught, uow:
-        import_records(uow, lines)
+        import_records(uow, lines, **options)
     assert not uow.committed
     assert (state.events, state.records) == before
     return caught.value.errors
@@ -479,3 +479,34 @@ def test_an_error_never_repeats_the_free_text_of_a_line() -> None:
     )
     for error in rejected(MemoryState(), lines):
         assert "video link" not in str(error)
+
+
+# -- one practice only (the API: a token belongs to one practice) --------------------------
+
+
+def test_an_import_for_one_practice_refuses_a_session_of_another() -> None:
+    errors = rejected(
+        MemoryState(),
+        jsonl(session("s1"), session("s2", practice="p2"), exit_("e2", "s2")),
+        practice="p1",
+    )
+    assert messages(errors) == [
+        "line 2: practice: is another practice; this import takes practice p1 only"
+    ]
+
+
+def test_an_import_for_one_practice_does_not_reach_another_practices_stored_session() -> None:
+    state = MemoryState()
+    run(state, jsonl(session("s9", practice="p2")))
+    errors = rejected(state, jsonl(exit_("e1", "s9"), concern("k1", "s9")), practice="p1")
+    assert messages(errors) == [
+        "line 1: session: session s9 is neither in the file nor stored",
+        "line 2: session: session s9 is neither in the file nor stored",
+    ]
+
+
+def test_an_import_for_its_own_practice_goes_through() -> None:
+    state = MemoryState()
+    run(state, jsonl(session("s1")))
+    report, _ = run(state, jsonl(exit_("e1", "s1"), session("s2")), practice="p1")
+    assert report.created == {"session": 1, "exit": 1, "concern": 0, "practice": 0}

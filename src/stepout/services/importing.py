@@ -64,12 +64,15 @@ def import_records(
     *,
     actor: str = "import",
     progress: Callable[[int], None] | None = None,
+    practice: str | None = None,
 ) -> ImportReport:
     """Import every record of `lines` in `uow` (entered by the caller) and commit it; or raise
     `ImportRejected` with every error and commit nothing. `progress` is told how many lines
-    have been read after each chunk."""
+    have been read after each chunk. With `practice`, every record must belong to that
+    practice: a session of another is an error on its `practice`, and an exit or a concern of a
+    stored session of another reads as naming an unknown session (its existence unconfirmed)."""
     with _gc_paused():
-        return _import(uow, lines, actor, progress)
+        return _import(uow, lines, actor, progress, practice)
 
 
 @contextmanager
@@ -87,9 +90,13 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _import(
-    uow: UnitOfWork, lines: Iterable[bytes], actor: str, progress: Callable[[int], None] | None
+    uow: UnitOfWork,
+    lines: Iterable[bytes],
+    actor: str,
+    progress: Callable[[int], None] | None,
+    practice: str | None,
 ) -> ImportReport:
-    run = _Run(uow, actor)
+    run = _Run(uow, actor, practice)
     errors = run.errors
     chunk: list[Checked] = []
     loads = orjson.loads
@@ -151,9 +158,10 @@ def _same(checked: Checked, stored: Session | Exit | Concern) -> bool:
 class _Run:
     """The state of one import across its chunks."""
 
-    def __init__(self, uow: UnitOfWork, actor: str) -> None:
+    def __init__(self, uow: UnitOfWork, actor: str, only: str | None = None) -> None:
         self.uow = uow
         self.actor = actor
+        self.only = only  # the one practice the records may belong to (None: any)
         self.errors: list[LineError] = []
         self.created = {"session": 0, "exit": 0, "concern": 0, "practice": 0}
         self.unchanged = 0
@@ -182,8 +190,14 @@ class _Run:
         sessions: list[Checked] = []
         others: list[Checked] = []
         facts, names = self.sessions, self.names
+        only = self.only
         for c in chunk:
             if c.kind == "session":
+                if only is not None and c.ref != only:
+                    message = f"is another practice; this import takes practice {only} only"
+                    self._error(c, "practice", message)
+                    self.broken.add(c.id)
+                    continue
                 first = facts.get(c.id)
                 if first is not None:
                     self._error(c, "id", f"session {c.id} is also on line {first[3]}")
@@ -203,7 +217,7 @@ class _Run:
         wanted = [c.id for c in sessions] + list(refs)
         stored = records.sessions(wanted) if wanted else {}
         for ref in refs:
-            if (s := stored.get(ref)) is not None:
+            if (s := stored.get(ref)) is not None and (only is None or s.practice == only):
                 self.stored_sessions[ref] = (s.start, s.end, s.practice)
         exit_ids = [c.id for c in others if c.kind == "exit"]
         concern_ids = [c.id for c in others if c.kind == "concern"]
