@@ -170,3 +170,26 @@ def test_sign_out_and_a_new_password_end_sessions(accounts: AccountService) -> N
     assert accounts.web_session(second.token) is None
     assert accounts.sign_in("ther", PASSWORD) is None
     assert accounts.sign_in("ther", "synthetic-pass-0002") is not None
+
+
+def test_a_token_revoked_elsewhere_stops_working_within_the_cache_window(
+    db: Database, accounts: AccountService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from stepout.services import accounts as module
+
+    token_id, token = accounts.create_api_token("ther")
+    assert accounts.user_of_api_token(token) is not None  # now remembered
+    with db.uow() as uow:  # another process revokes it
+        uow.accounts.revoke_api_token(token_id, T0)
+        uow.commit()
+    assert accounts.user_of_api_token(token) is not None  # still within the window
+    later = time.monotonic() + module.AUTH_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(module.time, "monotonic", lambda: later)
+    assert accounts.user_of_api_token(token) is None
+
+
+def test_an_unknown_token_is_not_remembered(db: Database, accounts: AccountService) -> None:
+    assert accounts.user_of_api_token("so_made-up") is None
+    assert accounts._known_users == {}

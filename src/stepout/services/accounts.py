@@ -2,9 +2,10 @@
 sessions. Each runs in one unit of work; tokens are returned once and stored only hashed."""
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from stepout.domain.accounts import ROLES, HelpText, Room, User
 from stepout.domain.events import Event
@@ -18,6 +19,10 @@ ABSOLUTE_TIMEOUT_US: Final = 12 * 60 * MINUTE_US
 TOUCH_EVERY_US: Final = MINUTE_US  # how stale `seen` may get before a request refreshes it
 
 API_TOKEN_ID: Final = "tok_"
+AUTH_CACHE_SECONDS: Final = 2.0
+AUTH_CACHE_SIZE: Final = 10_000
+
+T = TypeVar("T")
 
 
 class AccountError(ValueError):
@@ -34,11 +39,29 @@ class SignIn:
 
 
 class AccountService:
+    """`uow` makes units of work: `uow()` for writing, `uow(read_only=True)` for lookups
+    (authentication on every request must not queue behind the writers)."""
+
     def __init__(
-        self, uow: Callable[[], AccountsUnitOfWork], clock: Callable[[], Instant] = now
+        self, uow: Callable[..., AccountsUnitOfWork], clock: Callable[[], Instant] = now
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self._forget_tokens()
+
+    def _reader(self) -> AccountsUnitOfWork:
+        return self._uow(read_only=True)
+
+    # Tokens this process found valid in the last AUTH_CACHE_SECONDS: every API request and
+    # every display stream's heartbeat authenticates, and most come from the same few tokens.
+    # A token revoked or a user disabled through this process is forgotten at once; through
+    # another process (the CLI, another worker), it keeps working here for at most that long.
+    _known_users: dict[str, tuple[float, User]]
+    _known_rooms: dict[str, tuple[float, Room]]
+
+    def _forget_tokens(self) -> None:
+        self._known_users = {}
+        self._known_rooms = {}
 
     def add_practice(
         self, practice_id: str, name: str, timezone: str = "UTC", help_text: HelpText | None = None
@@ -114,10 +137,17 @@ class AccountService:
             if not uow.accounts.revoke_api_token(token_id, self._clock()):
                 raise AccountError(f"no live API token {token_id}")
             uow.commit()
+        self._forget_tokens()
 
     def user_of_api_token(self, token: str) -> User | None:
-        with self._uow() as uow:
-            return uow.accounts.user_of_api_token(credentials.token_hash(token))
+        hit = self._known_users.get(token)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        with self._reader() as uow:
+            user = uow.accounts.user_of_api_token(credentials.token_hash(token))
+        if user is not None:
+            _remember(self._known_users, token, user)
+        return user
 
     def add_room(self, room_id: str, practice: str, name: str) -> Room:
         if not room_id.strip() or not name.strip():
@@ -146,8 +176,14 @@ class AccountService:
         return room, token
 
     def room_of_token(self, token: str) -> Room | None:
-        with self._uow() as uow:
-            return uow.accounts.room_of_token(credentials.token_hash(token))
+        hit = self._known_rooms.get(token)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        with self._reader() as uow:
+            room = uow.accounts.room_of_token(credentials.token_hash(token))
+        if room is not None:
+            _remember(self._known_rooms, token, room)
+        return room
 
     def sign_in(self, username: str, password: str) -> SignIn | None:
         """A browser session for the right password of an enabled account, else None."""
@@ -170,17 +206,18 @@ class AccountService:
         or lasted 12 hours (then it is ended for good)."""
         hashed = credentials.token_hash(token)
         at = self._clock()
-        with self._uow() as uow:
+        with self._reader() as uow:
             found = uow.accounts.web_session(hashed)
-            if found is None:
-                return None
-            expired = at - found.seen > IDLE_TIMEOUT_US or at - found.created >= ABSOLUTE_TIMEOUT_US
+        if found is None:
+            return None
+        expired = at - found.seen > IDLE_TIMEOUT_US or at - found.created >= ABSOLUTE_TIMEOUT_US
+        if not expired and at - found.seen <= TOUCH_EVERY_US:
+            return found  # most requests: a read, no write
+        with self._uow() as uow:
             if expired:
                 uow.accounts.end_web_session(hashed, at)
-            elif at - found.seen > TOUCH_EVERY_US:
-                uow.accounts.touch_web_session(hashed, at)
             else:
-                return found
+                uow.accounts.touch_web_session(hashed, at)
             uow.commit()
         return None if expired else found
 
@@ -206,17 +243,17 @@ class AccountService:
     # Reading and switching off (the CLI's `list`, `disable` and `revoke` commands)
 
     def help_text(self, practice_id: str) -> HelpText:
-        with self._uow() as uow:
+        with self._reader() as uow:
             _require_practice(uow, practice_id)
             return uow.accounts.help_text(practice_id)
 
     def user(self, username: str) -> User | None:
-        with self._uow() as uow:
+        with self._reader() as uow:
             found = uow.accounts.user_by_username(username)
         return None if found is None else found[0]
 
     def users(self, practice_id: str) -> list[User]:
-        with self._uow() as uow:
+        with self._reader() as uow:
             _require_practice(uow, practice_id)
             return uow.accounts.users(practice_id)
 
@@ -232,10 +269,11 @@ class AccountService:
             if disabled:
                 uow.accounts.end_web_sessions_of(user.id, self._clock())
             uow.commit()
+        self._forget_tokens()
         return User(user.id, user.practice, user.username, user.role, disabled)
 
     def rooms(self, practice: str | None = None) -> list[Room]:
-        with self._uow() as uow:
+        with self._reader() as uow:
             if practice is not None:
                 _require_practice(uow, practice)
             return uow.accounts.rooms(practice)
@@ -250,7 +288,14 @@ class AccountService:
                 raise AccountError(f"room {room_id} is in several practices: name the practice")
             revoked = uow.accounts.revoke_room_tokens(found[0], self._clock())
             uow.commit()
+        self._forget_tokens()
         return found[0], revoked
+
+
+def _remember(known: dict[str, tuple[float, T]], token: str, found: T) -> None:
+    if len(known) >= AUTH_CACHE_SIZE:
+        known.clear()
+    known[token] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
 
 
 def _require_practice(uow: AccountsUnitOfWork, practice: str) -> None:

@@ -125,11 +125,15 @@ class Workflow:
         """Decide `command`, store its events in one unit of work, return the record."""
         return self.run(command).record
 
-    def run(self, command: Command) -> Outcome:
+    def run(self, command: Command, *, check: Callable[[Records], object] | None = None) -> Outcome:
         """As `handle`, also returning the session the record belongs to and whether anything
-        changed (the live updates of the web edge go to that session's room and therapist)."""
+        changed (the live updates of the web edge go to that session's room and therapist).
+        `check` runs first in the same unit of work: the caller's access check, which raises
+        to refuse (nothing is stored)."""
         prefix = _PREFIXES.get(type(command))
         with self._uow() as uow:
+            if check is not None:
+                check(uow.records)
             facts = load_facts(uow.records, command)
             new_id = None if prefix is None else self._new_id(prefix)
             decision = decide(command, facts, at=self._clock(), new_id=new_id)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -27,6 +28,7 @@ from stepout.web.pages import router as pages_router
 from stepout.web.state import AppState
 
 STATIC: Final = Path(__file__).parent / "static"
+THREADS: Final = 12  # for the sync handlers and the display streams' reads
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastAPI:
@@ -53,6 +55,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Writes queue for one lock anyway: a few threads serve them as fast as forty, and
+        # forty only queue longer for the GIL.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         hub.bind(asyncio.get_running_loop())
         notifier.start()
         try:

@@ -8,6 +8,7 @@ transaction first takes a transaction-level advisory lock, the same queue. Eithe
 transactions are serialised, and the ledger's head read inside one cannot go stale.
 """
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,24 @@ def create_engine_for(url: str | URL, **options: Any) -> Engine:
     raise ValueError(f"unsupported database URL {parsed.drivername}://…: use sqlite or postgresql")
 
 
+_WRITE_QUEUES: "dict[str, threading.RLock]" = {}
+_QUEUES_LOCK = threading.Lock()
+
+
+def write_queue(engine: Engine) -> "threading.RLock | None":
+    """On SQLite, the lock this process's writing units of work take before BEGIN IMMEDIATE,
+    one per database file: threads then wait their turn in Python, woken the moment the
+    writer before them is done, instead of in SQLite's busy handler, which sleeps up to 100 ms
+    between tries. Re-entrant, so that a thread's nested writer still meets SQLite's own lock
+    (and its busy timeout) as before. Other processes still queue in SQLite. None on PostgreSQL
+    (its advisory lock queues writers fairly)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    key = str(engine.url.database)
+    with _QUEUES_LOCK:
+        return _WRITE_QUEUES.setdefault(key, threading.RLock())
+
+
 def write_connection(engine: Engine) -> Connection:
     """A new connection whose transactions are writes (BEGIN IMMEDIATE / advisory lock)."""
     return engine.connect().execution_options(**{WRITE: True})
@@ -61,8 +80,13 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
     options["connect_args"] = {"check_same_thread": False, **options.get("connect_args", {})}
     if memory:
         options.setdefault("poolclass", StaticPool)
-    elif url.database:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        # Enough pooled connections for the web app's threads and display streams, so that
+        # none is opened (and set up) per request.
+        options.setdefault("pool_size", 20)
+        options.setdefault("max_overflow", 20)
+        if url.database:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **options)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)

@@ -104,6 +104,7 @@ class SqlLedger:
 
     CHUNK: Final = 5_000  # events chained, stored and projected per round
     DEFER_FROM: Final = 1_000  # appends from this size may leave their writes pending
+    BULK_FROM: Final = 64  # appends from this size insert on the writer's thread
 
     def __init__(
         self, conn: Connection, *, writable: bool = True, writer: Writer | None = None
@@ -148,7 +149,10 @@ class SqlLedger:
         if not self._writable:
             raise ReadOnlyError("this unit of work was opened read-only: it cannot append")
         self.settle()
-        conn, writer = self._conn, self._writer
+        # A few events (the live workflow) are written here; only bulk appends (imports) go to
+        # the writer's thread, whose hand-over costs more than a few rows' inserts.
+        bulk = len(events) >= self.BULK_FROM
+        conn, writer = self._conn, self._writer if bulk else None
         savepoint = conn.begin_nested()
         try:
             head = self._head or read_head(conn)
@@ -157,7 +161,7 @@ class SqlLedger:
                 chunk = events[i : i + self.CHUNK]
                 rows, after = chain(chunk, head, recorded)
                 store(conn, rows, writer)
-                self._projector.apply(chunk, range(head.seq + 1, after.seq + 1))
+                self._projector.apply(chunk, range(head.seq + 1, after.seq + 1), bulk=bulk)
                 head = after
             deferred = writer is not None and len(events) >= self.DEFER_FROM
             if writer is not None and not deferred:

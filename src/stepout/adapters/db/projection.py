@@ -83,13 +83,16 @@ class Projector:
         self._writer = writer
         self._next: dict[str, int] | None = None
         self._refs: dict[str, SessionRef] = {}
+        self._bulk = True
 
     def reset(self) -> None:
         self._next = None
         self._refs = {}
 
-    def apply(self, events: Sequence[Event], seqs: Sequence[int]) -> None:
-        """Fold `events` (ledger entries `seqs`) into the tables."""
+    def apply(self, events: Sequence[Event], seqs: Sequence[int], *, bulk: bool = True) -> None:
+        """Fold `events` (ledger entries `seqs`) into the tables; with `bulk` false, insert
+        here rather than on the writer's thread (a few rows are not worth the hand-over)."""
+        self._bulk = bulk
         if self._next is None:
             self._next = self._read_next()
         if len(self._refs) > REFS_LIMIT:
@@ -108,9 +111,14 @@ class Projector:
 
     def _read_next(self) -> dict[str, int]:
         self._sync()
-        keys = {"session": SessionRow.pk, "exit": ExitRow.pk, "concern": ConcernRow.pk}
-        top = {e: self._conn.execute(select(func.max(k))).scalar() for e, k in keys.items()}
-        return {entity: (pk or 0) + 1 for entity, pk in top.items()}
+        top = self._conn.execute(
+            select(
+                select(func.max(SessionRow.pk)).scalar_subquery(),
+                select(func.max(ExitRow.pk)).scalar_subquery(),
+                select(func.max(ConcernRow.pk)).scalar_subquery(),
+            )
+        ).one()
+        return {e: (pk or 0) + 1 for e, pk in zip(("session", "exit", "concern"), top, strict=True)}
 
     def _load(self, wanted: set[Key], slots: dict[Key, Slot]) -> None:
         """The stored records that the chunk's non-creating events apply to."""
@@ -234,7 +242,7 @@ class Projector:
                 new_practices.append(row)
             else:
                 new[entity].append(row)
-        conn, writer = self._conn, self._writer
+        conn, writer = self._conn, self._writer if self._bulk else None
         if any(changed.values()) or chunk.moved:
             self._sync()  # updates run here, after the inserts before them
             writer = None

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from stepout.adapters.db.accounts import SqlAccounts
 from stepout.adapters.db.bulk import Writer
-from stepout.adapters.db.engine import WRITE
+from stepout.adapters.db.engine import WRITE, write_queue
 from stepout.adapters.db.ledger import SqlLedger
 from stepout.adapters.db.queries import SqlRecords
 
@@ -44,6 +44,17 @@ class SqlUnitOfWork:
         return self._conn
 
     def __enter__(self) -> Self:
+        queue = None if self._read_only else write_queue(self._engine)
+        if queue is not None:
+            queue.acquire()
+        try:
+            return self._open()
+        except BaseException:
+            if queue is not None:
+                queue.release()
+            raise
+
+    def _open(self) -> Self:
         conn = self._engine.connect()
         try:
             if not self._read_only:
@@ -82,6 +93,8 @@ class SqlUnitOfWork:
         finally:
             self.ledger.reset()
             conn.close()
+            if not self._read_only and (queue := write_queue(self._engine)) is not None:
+                queue.release()
 
     def commit(self) -> None:
         conn = self.connection  # settles: raises if a pending write failed

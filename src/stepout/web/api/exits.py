@@ -28,7 +28,7 @@ from stepout.web.api.schemas import (
     SafeguardBody,
     exit_json,
 )
-from stepout.web.reading import check_exit, visible_exit
+from stepout.web.reading import visible_exit
 from stepout.web.security import ApiUser, State, require
 from stepout.web.state import AppState
 
@@ -42,8 +42,9 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 def _run(state: AppState, user: User, operation: str, command: ExitCommand) -> dict[str, Any]:
     require(user, operation)
-    check_exit(state, user, command.exit)
-    record = perform(state, command).record
+    record = perform(
+        state, command, check=lambda records: visible_exit(records, user, command.exit)
+    ).record
     assert isinstance(record, Exit)
     return exit_json(record)
 

@@ -14,7 +14,7 @@ from stepout.domain.records import Exit, Session
 from stepout.services.ports import AccountsUnitOfWork
 from stepout.web.actions import perform
 from stepout.web.api.schemas import NewExit, NewSession, exit_json, session_json
-from stepout.web.reading import check_session, not_found, session_view
+from stepout.web.reading import not_found, session_view, visible_session
 from stepout.web.security import ApiUser, State, require
 
 router = APIRouter(tags=["sessions"])
@@ -93,8 +93,11 @@ def read_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]
 @router.post("/sessions/{session_id}/end")
 def end_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]:
     require(user, "session.end")
-    check_session(state, user, session_id)
-    perform(state, EndSession(practice=user.practice, actor=user.id, session=session_id))
+    perform(
+        state,
+        EndSession(practice=user.practice, actor=user.id, session=session_id),
+        check=lambda records: visible_session(records, user, session_id),
+    )
     view = session_view(state, user, session_id)
     return session_json(view.session, view.exits, state.now(), view.concerns)
 
@@ -105,7 +108,6 @@ def declare_exit(
 ) -> dict[str, Any]:
     """Step out now, with everything said at the tap."""
     require(user, "exit.declare")
-    check_session(state, user, session_id)
     outcome = perform(
         state,
         DeclareExit(
@@ -122,6 +124,7 @@ def declare_exit(
             ems=body.ems,
             ems_note=body.ems_note,
         ),
+        check=lambda records: visible_session(records, user, session_id),
     )
     assert isinstance(outcome.record, Exit)
     response.headers["Location"] = f"/api/v1/exits/{outcome.record.id}"
