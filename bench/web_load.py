@@ -89,16 +89,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str, workers: int, tuning: str = "") -> None:
+    def __init__(self, url: str, workers: int) -> None:
         self.port = free_port()
         env = {
             **os.environ,
             "STEPOUT_DATABASE_URL": url,
             "STEPOUT_SECRET_FILE": str(OUT / "web-secret.key"),
-            "STEPOUT_BENCH_TUNING": tuning,
             "PYTHONPATH": str(ROOT),
         }
-        factory = "bench.web_tuned:app_from_env" if tuning else "stepout.web.app:app_from_env"
+        factory = "stepout.web.app:app_from_env"
         self.log = (OUT / "web-server.log").open("wb")
         self.process = subprocess.Popen(
             [
@@ -296,11 +295,6 @@ def main() -> None:
     )
     parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
-    parser.add_argument(
-        "--tuning",
-        default="",
-        help="patches from bench/web_tuned.py, comma-separated, or 'all' (default: none)",
-    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     levels = [int(c) for c in args.clients.split(",") if c]
@@ -330,8 +324,7 @@ def main() -> None:
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
         "levels": [],
     }
-    results["tuning"] = args.tuning
-    server = Server(url, args.workers, args.tuning)
+    server = Server(url, args.workers)
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(args.processes, mp_context=context) as pool:
@@ -362,8 +355,7 @@ def main() -> None:
     finally:
         server.stop()
     results["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    tuned = f"-tuned-{args.tuning.replace(',', '+')}" if args.tuning else ""
-    name = f"web-results-{engine}-{args.workers}w{tuned}.json"
+    name = f"web-results-{engine}-{args.workers}w.json"
     (OUT / name).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     print_table(results)
 
@@ -432,7 +424,6 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"engine {results['engine']}, {results['workers']} server process(es), "
         f"{results['cpus']} CPUs, load average before {' '.join(results['loadavg_before'])}"
-        + (f", tuning: {results['tuning']}" if results["tuning"] else "")
     )
     rows = [
         (
