@@ -44,3 +44,12 @@ def test_authorize_names_the_role_and_operation_only() -> None:
 
 def test_only_therapists_are_limited_to_their_own_sessions() -> None:
     assert [r for r in ROLES if sees_only_own_sessions(_user(r))] == ["therapist"]
+
+
+def test_the_operations_guide_shows_the_matrix_as_it_is() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    for operation, roles in OPERATIONS.items():
+        cells = " | ".join("yes" if r in roles else "·" for r in ROLES)
+        assert f"| `{operation}` | {cells} |" in guide, operation
