@@ -139,10 +139,15 @@ class AccountService:
             uow.commit()
         self._forget_tokens()
 
-    def user_of_api_token(self, token: str) -> User | None:
+    def known_user(self, token: str) -> User | None:
+        """The token's user if this process found it valid moments ago (no I/O), else None."""
         hit = self._known_users.get(token)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def user_of_api_token(self, token: str) -> User | None:
+        known = self.known_user(token)
+        if known is not None:
+            return known
         with self._reader() as uow:
             user = uow.accounts.user_of_api_token(credentials.token_hash(token))
         if user is not None:

@@ -33,6 +33,7 @@ class AppState:
         return self.clock()
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
+    """(Async only so that FastAPI calls it in place, not on a worker thread.)"""
     state: AppState = request.app.state.stepout
     return state

@@ -4,6 +4,7 @@ decide on emergency services, arrange an attendant, classify a sensor exit, sign
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from stepout.domain.accounts import User
 from stepout.domain.commands import (
@@ -40,13 +41,14 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _run(state: AppState, user: User, operation: str, command: ExitCommand) -> dict[str, Any]:
+async def _run(state: AppState, user: User, operation: str, command: ExitCommand) -> dict[str, Any]:
+    """The command on a worker thread (one hop: the handlers are async)."""
     require(user, operation)
-    record = perform(
-        state, command, check=lambda records: visible_exit(records, user, command.exit)
-    ).record
-    assert isinstance(record, Exit)
-    return exit_json(record)
+    outcome = await run_in_threadpool(
+        perform, state, command, check=lambda records: visible_exit(records, user, command.exit)
+    )
+    assert isinstance(outcome.record, Exit)
+    return exit_json(outcome.record)
 
 
 @router.get("/exits-to-sign")
@@ -67,23 +69,23 @@ def read_exit(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
 
 
 @router.post("/exits/{exit_id}/return", responses=_REFUSALS)
-def return_(exit_id: str, body: ReturnBody, user: ApiUser, state: State) -> dict[str, Any]:
+async def return_(exit_id: str, body: ReturnBody, user: ApiUser, state: State) -> dict[str, Any]:
     """The therapist is back ("back" tap); `checked_in`: the client is settled."""
     command = Return(
         practice=user.practice, actor=user.id, exit=exit_id, checked_in=body.checked_in
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/check-in", responses=_REFUSALS)
-def check_in(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
+async def check_in(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
     """After the return, the client is comfortable and regulated."""
     command = CheckIn(practice=user.practice, actor=user.id, exit=exit_id)
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/inform", responses=_REFUSALS)
-def inform(exit_id: str, body: InformBody, user: ApiUser, state: State) -> dict[str, Any]:
+async def inform(exit_id: str, body: InformBody, user: ApiUser, state: State) -> dict[str, Any]:
     """What the client was told, and when (after the return, usually)."""
     command = InformClient(
         practice=user.practice,
@@ -92,31 +94,31 @@ def inform(exit_id: str, body: InformBody, user: ApiUser, state: State) -> dict[
         client_informed=body.client_informed,
         explanation=body.explanation,
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/safeguards", responses=_REFUSALS)
-def confirm_safeguard(
+async def confirm_safeguard(
     exit_id: str, body: SafeguardBody, user: ApiUser, state: State
 ) -> dict[str, Any]:
     """Confirm one confidentiality safeguard (a second confirmation changes nothing)."""
     command = ConfirmSafeguard(
         practice=user.practice, actor=user.id, exit=exit_id, safeguard=body.safeguard
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/ems", responses=_REFUSALS)
-def decide_ems(exit_id: str, body: EmsBody, user: ApiUser, state: State) -> dict[str, Any]:
+async def decide_ems(exit_id: str, body: EmsBody, user: ApiUser, state: State) -> dict[str, Any]:
     """Emergency services were called, or are not needed (with an optional note)."""
     command = DecideEms(
         practice=user.practice, actor=user.id, exit=exit_id, ems=body.ems, note=body.note
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/attendant", responses=_REFUSALS)
-def arrange_attendant(
+async def arrange_attendant(
     exit_id: str, body: AttendantBody, user: ApiUser, state: State
 ) -> dict[str, Any]:
     """Who stays with the client while the therapist is out."""
@@ -126,11 +128,11 @@ def arrange_attendant(
         exit=exit_id,
         client_attended_by=body.client_attended_by,
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/classify", responses=_REFUSALS)
-def classify(exit_id: str, body: ClassifyBody, user: ApiUser, state: State) -> dict[str, Any]:
+async def classify(exit_id: str, body: ClassifyBody, user: ApiUser, state: State) -> dict[str, Any]:
     """Give a sensor-detected exit its reason."""
     command = ClassifyExit(
         practice=user.practice,
@@ -139,11 +141,11 @@ def classify(exit_id: str, body: ClassifyBody, user: ApiUser, state: State) -> d
         reason=body.reason,
         reason_note=body.reason_note,
     )
-    return _run(state, user, "exit.update", command)
+    return await _run(state, user, "exit.update", command)
 
 
 @router.post("/exits/{exit_id}/sign", responses=_REFUSALS)
-def sign(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
+async def sign(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
     """Sign the exit's documentation; later changes are amendments."""
     command = SignExit(practice=user.practice, actor=user.id, exit=exit_id)
-    return _run(state, user, "exit.sign", command)
+    return await _run(state, user, "exit.sign", command)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from stepout.domain.accounts import User
 from stepout.domain.commands import DeclareExit, EndSession, StartSession
@@ -103,12 +104,13 @@ def end_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]:
 
 
 @router.post("/sessions/{session_id}/exits", status_code=status.HTTP_201_CREATED)
-def declare_exit(
+async def declare_exit(
     session_id: str, body: NewExit, user: ApiUser, state: State, response: Response
 ) -> dict[str, Any]:
     """Step out now, with everything said at the tap."""
     require(user, "exit.declare")
-    outcome = perform(
+    outcome = await run_in_threadpool(
+        perform,
         state,
         DeclareExit(
             practice=user.practice,
