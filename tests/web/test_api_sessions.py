@@ -243,6 +243,8 @@ BAD_EXITS = [
     ({"expected_minutes": 0}, "expected_minutes"),
     ({"ems": "maybe"}, "ems"),
     ({"mood": "calm"}, "mood"),
+    ({"reason": "other"}, "reason_note"),
+    ({"reason": "other", "reason_note": "  "}, "reason_note"),
 ]
 
 

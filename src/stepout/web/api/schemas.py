@@ -4,7 +4,7 @@ shapes of its answers (interchange fields, plus the live workflow's figures)."""
 from typing import Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from stepout.domain.billing import reconcile
 from stepout.domain.facetime import gross_minutes, net_minutes
@@ -37,7 +37,12 @@ class NewSession(Body):
 
 class NewExit(Body):
     reason: Literal["technical", "client_safety", "health_emergency", "other"]
-    reason_note: str | None = Field(default=None, max_length=2000)
+    reason_note: str | None = Field(
+        default=None,
+        max_length=2000,
+        validate_default=True,
+        description="Why, in a few words: required when the reason is `other`",
+    )
     explanation: str = Field(min_length=1, max_length=2000, description="Words said to the client")
     client_informed: bool = Field(description="The client was told before the therapist left")
     safeguards: list[Literal["records_secured", "screen_locked", "door_closed"]] = Field(
@@ -47,6 +52,13 @@ class NewExit(Body):
     client_attended_by: str | None = Field(default=None, max_length=200)
     ems: Literal["called", "not_needed"] | None = None
     ems_note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("reason_note")
+    @classmethod
+    def _note_for_other(cls, note: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("reason") == "other" and not (note and note.strip()):
+            raise ValueError("a note saying why is required when the reason is other")
+        return note
 
 
 class ReturnBody(Body):
