@@ -1,7 +1,8 @@
 """What a room's display shows, from the room's session and its therapist's open exit."""
 
 from stepout.domain.accounts import HelpText
-from stepout.domain.display import MINUTE_US, room_display
+from stepout.domain.display import room_display
+from stepout.domain.instants import MICROS_PER_MINUTE as MINUTE_US
 from stepout.domain.instants import parse_instant
 from stepout.domain.records import Exit, Session
 

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stepout.domain.accounts import HelpText
-from stepout.domain.instants import Instant, format_instant
+from stepout.domain.instants import MICROS_PER_MINUTE, Instant, format_instant
 from stepout.domain.records import Exit, Session
 
 DisplayState = Literal["idle", "in_session", "away"]
-
-MINUTE_US = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +56,7 @@ def room_display(
     last_ended: Session | None = None,
     *,
     at: Instant,
-    concern_window_us: int = 15 * MINUTE_US,
+    concern_window_us: int = 15 * MICROS_PER_MINUTE,
 ) -> Display:
     """The display of `room` at `at`. `session` is the room's session in progress (if any),
     `open_exit` its therapist's exit not yet returned from, `last_ended` the room's most recent
@@ -68,7 +66,7 @@ def room_display(
         expected = (
             None
             if open_exit.expected_minutes is None
-            else open_exit.left_at + open_exit.expected_minutes * MINUTE_US
+            else open_exit.left_at + open_exit.expected_minutes * MICROS_PER_MINUTE
         )
         return Display(
             room,

@@ -9,14 +9,13 @@ from typing import Final, TypeVar
 
 from stepout.domain.accounts import ROLES, HelpText, Room, User
 from stepout.domain.events import Event
-from stepout.domain.instants import Instant, now
+from stepout.domain.instants import MICROS_PER_MINUTE, Instant, now
 from stepout.services import credentials, ids
 from stepout.services.ports import AccountsUnitOfWork, WebSession
 
-MINUTE_US: Final = 60_000_000
-IDLE_TIMEOUT_US: Final = 30 * MINUTE_US
-ABSOLUTE_TIMEOUT_US: Final = 12 * 60 * MINUTE_US
-TOUCH_EVERY_US: Final = MINUTE_US  # how stale `seen` may get before a request refreshes it
+IDLE_TIMEOUT_US: Final = 30 * MICROS_PER_MINUTE
+ABSOLUTE_TIMEOUT_US: Final = 12 * 60 * MICROS_PER_MINUTE
+TOUCH_EVERY_US: Final = MICROS_PER_MINUTE  # how stale `seen` may get before a request refreshes it
 
 API_TOKEN_ID: Final = "tok_"
 AUTH_CACHE_SECONDS: Final = 2.0

@@ -1,10 +1,10 @@
 """The room display's state, read from storage (see `stepout.domain.display`)."""
 
-from stepout.domain.display import MINUTE_US, Display, room_display
-from stepout.domain.instants import Instant
+from stepout.domain.display import Display, room_display
+from stepout.domain.instants import MICROS_PER_MINUTE, Instant
 from stepout.services.ports import AccountsUnitOfWork
 
-CONCERN_WINDOW_US = 15 * MINUTE_US
+CONCERN_WINDOW_US = 15 * MICROS_PER_MINUTE
 
 
 def read_display(uow: AccountsUnitOfWork, practice: str, room: str, at: Instant) -> Display:

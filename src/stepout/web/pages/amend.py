@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Form, Request, Response
 
 from stepout.domain.commands import Amend
-from stepout.domain.instants import format_instant, from_datetime
+from stepout.domain.instants import MICROS_PER_MINUTE, format_instant, from_datetime
 from stepout.domain.records import Exit
 from stepout.web.pages import wording
 from stepout.web.pages.common import text, zone_of
@@ -36,7 +36,7 @@ def returned_at(value: str, x: Exit, zone: str) -> str | None:
     at = time(int(hours), int(minutes))
     left = zoned(x.left_at, zone)
     moment = datetime.combine(left.date(), at, tzinfo=left.tzinfo)
-    if from_datetime(moment) < x.left_at - 60_000_000:
+    if from_datetime(moment) < x.left_at - MICROS_PER_MINUTE:
         moment += timedelta(days=1)
     return format_instant(from_datetime(moment))
 
