@@ -169,12 +169,7 @@ class AccountService:
         """A new display token for the room (earlier tokens stay valid until revoked)."""
         token = credentials.new_token(credentials.ROOM_TOKEN)
         with self._uow() as uow:
-            found = uow.accounts.rooms(practice, room_id)
-            if not found:
-                raise AccountError(f"no room {room_id}")
-            if len(found) > 1:
-                raise AccountError(f"room {room_id} is in several practices: name the practice")
-            room = found[0]
+            room = _one_room(uow, room_id, practice)
             uow.accounts.add_room_token(credentials.token_hash(token), room, self._clock())
             uow.commit()
         return room, token
@@ -285,21 +280,27 @@ class AccountService:
     def revoke_room_tokens(self, room_id: str, practice: str | None = None) -> tuple[Room, int]:
         """Revoke every display token of the room (a lost tablet); returns how many."""
         with self._uow() as uow:
-            found = uow.accounts.rooms(practice, room_id)
-            if not found:
-                raise AccountError(f"no room {room_id}")
-            if len(found) > 1:
-                raise AccountError(f"room {room_id} is in several practices: name the practice")
-            revoked = uow.accounts.revoke_room_tokens(found[0], self._clock())
+            room = _one_room(uow, room_id, practice)
+            revoked = uow.accounts.revoke_room_tokens(room, self._clock())
             uow.commit()
         self._forget_tokens()
-        return found[0], revoked
+        return room, revoked
 
 
 def _remember(known: dict[str, tuple[float, T]], token: str, found: T) -> None:
     if len(known) >= AUTH_CACHE_SIZE:
         known.clear()
     known[token] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
+
+
+def _one_room(uow: AccountsUnitOfWork, room_id: str, practice: str | None) -> Room:
+    """The room `room_id` (of `practice`, which may be left out while the id is unique)."""
+    found = uow.accounts.rooms(practice, room_id)
+    if not found:
+        raise AccountError(f"no room {room_id}")
+    if len(found) > 1:
+        raise AccountError(f"room {room_id} is in several practices: name the practice")
+    return found[0]
 
 
 def _require_practice(uow: AccountsUnitOfWork, practice: str) -> None:

@@ -1,11 +1,12 @@
 """The Accounts port on SQL: users, API tokens, rooms and their display tokens, browser
 sessions, and each practice's help text for its room displays. Secrets arrive hashed."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 
+from stepout.adapters.db.queries import OnConnection
 from stepout.adapters.db.tables import (
     ApiTokenRow,
     PracticeSettingsRow,
@@ -32,17 +33,8 @@ def _user(row: Sequence[Any]) -> User:
     return User(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
-class SqlAccounts:
-    def __init__(self, conn: Connection, settle: Callable[[], None] | None = None) -> None:
-        self._connection = conn
-        self._settle = settle
-
-    @property
-    def _conn(self) -> Connection:
-        """The connection, once the ledger's pending bulk writes (if any) have landed."""
-        if self._settle is not None:
-            self._settle()
-        return self._connection
+class SqlAccounts(OnConnection):
+    """The accounts' tables, on the unit of work's connection."""
 
     # Practices' help text
 

@@ -56,8 +56,9 @@ _EXITS = select(*EXIT_COLUMNS).join_from(ExitRow, SessionRow, X.session_pk == S.
 _CONCERNS = select(*CONCERN_COLUMNS).join_from(ConcernRow, SessionRow, C.session_pk == S.pk)
 
 
-class SqlRecords:
-    """Reads the projections inside one unit of work's transaction."""
+class OnConnection:
+    """Reads and writes on a unit of work's connection, once the ledger's pending bulk writes
+    (if any) have landed: `settle` waits for them."""
 
     def __init__(self, conn: Connection, settle: Callable[[], None] | None = None) -> None:
         self._connection = conn
@@ -69,6 +70,10 @@ class SqlRecords:
         if self._settle is not None:
             self._settle()
         return self._connection
+
+
+class SqlRecords(OnConnection):
+    """Reads the projections inside one unit of work's transaction."""
 
     def practice(self, practice_id: str) -> Practice | None:
         return self.practices([practice_id]).get(practice_id)
