@@ -226,3 +226,12 @@ class WebSessionRow(Base):
     created_us: Mapped[int] = mapped_column(BigInteger)
     seen_us: Mapped[int] = mapped_column(BigInteger)
     ended_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# Staff authentication (migration 0003): multi-factor enrolment, recovery codes, throttling.
+
+
+# Field encryption (migration 0004): each practice's data keys, wrapped.
+
+
+# The audit trail (migration 0005).
