@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from bench.keys import bench_keys
 from stepout.adapters.db import Database
 from stepout.domain.instants import parse_instant
 from stepout.policy.model import load_policy
@@ -72,7 +73,7 @@ PHASES: dict[str, Callable[[Database, str], dict[str, Any]]] = {
 def main() -> None:
     phase, url = sys.argv[1], sys.argv[2]
     arg = sys.argv[3] if len(sys.argv) > 3 else ""
-    db = Database.open(url, migrate=True)
+    db = Database.open(url, migrate=True, keys=bench_keys())
     started = time.perf_counter()
     result = PHASES[phase](db, arg)
     seconds = time.perf_counter() - started

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from bench import web_client
+from bench.keys import bench_keys
 
 OUT = Path(__file__).parent / "out"
 ROOT = Path(__file__).parent.parent
@@ -48,7 +49,7 @@ def populate(url: str, count: int) -> list[dict[str, str]]:
     from stepout.services.accounts import AccountService
     from stepout.services.workflow import Workflow
 
-    db = Database.open(url, migrate=False)
+    db = Database.open(url, migrate=False, keys=bench_keys())
     db.migrate()
     accounts = AccountService(db.uow)
     workflow = Workflow(db.uow)

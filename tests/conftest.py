@@ -8,11 +8,15 @@ when it is not there: the test skips, unless STEPOUT_REQUIRE_SERVICES=1 (CI), wh
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import psycopg
 import pytest
 from psycopg import sql
+
+from stepout.crypto.keyfile import generate, load_keys
+from stepout.crypto.keys import Keys
 
 REQUIRE_SERVICES = os.environ.get("STEPOUT_REQUIRE_SERVICES") == "1"
 # libpq form; SQLAlchemy URLs are the same with `postgresql+psycopg://`.
@@ -29,6 +33,29 @@ def service_unavailable(service: str, why: str) -> NoReturn:
             pytrace=False,
         )
     pytest.skip(f"{service} unavailable: {why}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One key file for the whole run, named by STEPOUT_SECRET_KEY_FILE, so that every
+    `Settings()` and every `stepout` subprocess finds it."""
+    path = tmp_path_factory.mktemp("keys") / "stepout.key"
+    generate(path)
+    before = os.environ.get("STEPOUT_SECRET_KEY_FILE")
+    os.environ["STEPOUT_SECRET_KEY_FILE"] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            del os.environ["STEPOUT_SECRET_KEY_FILE"]
+        else:
+            os.environ["STEPOUT_SECRET_KEY_FILE"] = before
+
+
+@pytest.fixture(scope="session")
+def keys(key_file: Path) -> Keys:
+    """The keys of the run's key file."""
+    return load_keys(key_file)
 
 
 def sqlalchemy_url(conninfo: str) -> str:

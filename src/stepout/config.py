@@ -23,9 +23,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path.db (default, in the user's data directory)"
         " or postgresql+psycopg://user@host/db",
     )
-    secret_file: Path = Field(
-        default_factory=lambda: default_data_dir() / "secret.key",
-        description="The server's secret (signs clients' concern links); created on first use",
+    secret_key_file: Path = Field(
+        default_factory=lambda: default_data_dir() / "stepout.key",
+        description="The key file (encryption, chain and signing keys), kept outside the"
+        " database; `stepout keys generate` makes one",
     )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -34,25 +35,3 @@ class Settings(BaseSettings):
     policy: Path | None = Field(
         default=None, description="A policy TOML file that overrides the shipped default."
     )
-
-
-def load_secret(path: Path) -> bytes:
-    """The secret in `path`, created (32 random bytes, readable by the owner only) if absent."""
-    if not path.exists():
-        import os
-        import secrets
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_bytes(secrets.token_bytes(32))
-        temporary.chmod(0o600)
-        try:
-            os.link(temporary, path)  # two processes starting at once: the first one wins
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    secret = path.read_bytes()
-    if len(secret) < 32:
-        raise ValueError(f"{path}: a secret needs at least 32 bytes")
-    return secret

@@ -61,7 +61,7 @@ def test_the_main_pages_pass_axe_and_have_large_targets(server: Server, pages: P
     checked["display"] = violations(display)
 
     client = pages.open({**PHONE, "bypass_csp": True})
-    client.goto(server.url + concern_path(server.state.secret, ids["earlier"]))
+    client.goto(server.url + concern_path(server.state.keys.link_key, ids["earlier"]))
     checked["concern"] = violations(client)
     small["concern"] = client.evaluate(SMALL_TARGETS)
 

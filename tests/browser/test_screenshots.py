@@ -122,7 +122,7 @@ def test_screenshots(server: Server, pages: Pages) -> None:
     shot(window, "display-away-telehealth")
 
     client = pages.open(PHONE)
-    client.goto(server.url + concern_path(server.state.secret, ids["earlier"]))
+    client.goto(server.url + concern_path(server.state.keys.link_key, ids["earlier"]))
     shot(client, "concern-form")
 
     supervisor = pages.open(LAPTOP)

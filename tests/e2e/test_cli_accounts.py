@@ -20,6 +20,7 @@ from stepout.cli import app
 from stepout.config import Settings
 from stepout.services.accounts import AccountService
 from stepout.web.app import create_app
+from tests.keys import run_keys
 
 PASSWORD = "synthetic-pass-0001"
 PUBLIC_URL = "https://stepout.example.test"
@@ -35,7 +36,7 @@ def words(text: str) -> str:
 class Cli:
     def __init__(self, url: str, tmp_path: Path) -> None:
         self.url = url
-        self.settings = Settings(database_url=url, secret_file=tmp_path / "secret.key")
+        self.settings = Settings(database_url=url)
         self.runner = CliRunner()
 
     def run(self, *args: str, input: str | None = None, code: int = 0) -> Result:
@@ -49,7 +50,7 @@ class Cli:
 
     @contextmanager
     def accounts(self) -> Iterator[AccountService]:
-        db = Database.open(self.url)
+        db = Database.open(self.url, keys=run_keys())
         try:
             yield AccountService(db.uow)
         finally:

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from stepout.adapters.db import Database
 from stepout.cli import app
 from stepout.services.accounts import AccountService
+from tests.keys import run_keys
 
 PASSWORD = "synthetic-pass-0001"
 STARTUP_S = 30.0
@@ -40,7 +41,7 @@ def environment(url: str, tmp_path: Path) -> dict[str, str | None]:
     unsets a variable the developer's shell may have set)."""
     return {
         "STEPOUT_DATABASE_URL": url,
-        "STEPOUT_SECRET_FILE": str(tmp_path / "secret.key"),
+        "STEPOUT_SECRET_KEY_FILE": os.environ["STEPOUT_SECRET_KEY_FILE"],
         "STEPOUT_PUBLIC_URL": None,
         "STEPOUT_POLICY": None,
     }
@@ -227,7 +228,7 @@ def test_demo_runs_twice_on_one_database_with_a_login_per_role(tmp_path: Path) -
     assert new_password != password
     assert "Exits by reason" in second
 
-    db = Database.open(url)
+    db = Database.open(url, keys=run_keys())
     try:
         accounts = AccountService(db.uow)
         for username, role in zip(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stepout.adapters.db import Database
+from stepout.crypto.keys import Keys
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -21,9 +22,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
+def db(db_url: str, keys: Keys) -> Iterator[Database]:
     """A migrated, empty database on each engine in turn."""
-    database = Database.open(db_url, migrate=False)
+    database = Database.open(db_url, keys=keys, migrate=False)
     database.migrate()
     try:
         yield database

@@ -4,6 +4,7 @@ import threading
 
 from stepout.adapters.db import Database
 from tests.integration.builders import at, practice, session
+from tests.keys import run_keys
 
 WRITERS = 2
 ROUNDS = 25
@@ -17,7 +18,7 @@ def test_concurrent_appends_never_fork_the_chain(db: Database, db_url: str) -> N
     start = threading.Barrier(WRITERS)
 
     def writer(n: int) -> None:
-        mine = Database.open(db_url)  # its own engine and connections
+        mine = Database.open(db_url, keys=run_keys())  # its own engine and connections
         try:
             start.wait()
             for i in range(ROUNDS):
@@ -36,7 +37,7 @@ def test_concurrent_appends_never_fork_the_chain(db: Database, db_url: str) -> N
     for t in threads:
         t.join()
     assert errors == []
-    db = Database.open(db_url)
+    db = Database.open(db_url, keys=run_keys())
     try:
         result = db.verify_ledger()
         assert result.ok, result

@@ -173,7 +173,7 @@ def test_a_rewritten_chain_is_found_where_the_rewrite_stops(db: Database) -> Non
     with db.engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM events WHERE seq = 5")).one()
     forged = LedgerEntry._make(row)._replace(data='{"forged": 1}')
-    digest = entry_hash(forged.prev_hash, forged.canonical())
+    digest = entry_hash(db.keys.chain_key, forged.prev_hash, forged.canonical())
     _tamper(db, f"UPDATE events SET data = '{forged.data}', hash = '{digest}' WHERE seq = 5")
     result = db.verify_ledger()
     assert (result.first_broken, result.checked) == (6, 5)

@@ -12,6 +12,7 @@ from stepout.adapters.memory import MemoryUnitOfWork
 from stepout.domain.events import Event
 from stepout.services.ports import Records
 from tests.integration.builders import MINUTE, at, concern, exit_, iso, practice, session
+from tests.keys import run_keys
 
 EVENTS: list[Event] = [
     practice(),
@@ -42,7 +43,7 @@ def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Records]
         url = f"sqlite:///{tmp_path / 'stepout.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    db = Database.open(url, migrate=False)
+    db = Database.open(url, migrate=False, keys=run_keys())
     db.migrate()
     try:
         with db.uow() as uow:

@@ -10,10 +10,11 @@ from sqlalchemy import inspect, text
 from stepout.adapters.db import Database, SchemaNotCurrent
 from stepout.adapters.db.migrate import head
 from stepout.adapters.db.tables import Base
+from tests.keys import run_keys
 
 
 def test_migrate_brings_an_empty_database_to_head(db_url: str) -> None:
-    db = Database.open(db_url, migrate=False)
+    db = Database.open(db_url, migrate=False, keys=run_keys())
     try:
         assert db.revision() is None
         assert db.migrate() == head()
@@ -49,7 +50,7 @@ def test_the_ledger_refuses_updates_and_deletes(db: Database) -> None:
 
 def test_opening_sqlite_creates_its_folder_and_migrates(tmp_path: Path) -> None:
     path = tmp_path / "new" / "folder" / "stepout.db"
-    db = Database.open(f"sqlite:///{path}")
+    db = Database.open(f"sqlite:///{path}", keys=run_keys())
     try:
         assert path.exists()
         assert db.revision() == head()
@@ -60,18 +61,18 @@ def test_opening_sqlite_creates_its_folder_and_migrates(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_opening_an_unmigrated_postgres_database_says_to_run_init(postgres_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="stepout init"):
-        Database.open(postgres_url)
-    db = Database.open(postgres_url, migrate=False)
+        Database.open(postgres_url, keys=run_keys())
+    db = Database.open(postgres_url, migrate=False, keys=run_keys())
     try:
         db.migrate()
     finally:
         db.dispose()
-    Database.open(postgres_url).dispose()
+    Database.open(postgres_url, keys=run_keys()).dispose()
 
 
 @pytest.mark.postgres
 def test_a_plain_postgresql_url_means_psycopg_3(postgres_url: str) -> None:
-    db = Database.open(postgres_url.replace("+psycopg", ""), migrate=False)
+    db = Database.open(postgres_url.replace("+psycopg", ""), migrate=False, keys=run_keys())
     try:
         assert db.engine.dialect.driver == "psycopg"
     finally:

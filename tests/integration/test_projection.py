@@ -14,6 +14,7 @@ from stepout.adapters.db import Database, fastrows
 from stepout.domain.events import Event, evolve
 from stepout.domain.instants import InstantError, format_instant, parse_instant
 from stepout.domain.records import Concern, Exit, Session
+from tests.keys import run_keys
 
 REF = (7, "p1", "t-001")
 CODES = ["90834", "90837", "90840", "90785"]
@@ -93,7 +94,7 @@ def test_a_recorded_concern_makes_the_same_row_either_way(subject: str, data: An
 
 
 def test_sqlite_runs_in_wal_with_full_sync_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
-    db = Database.open(f"sqlite:///{tmp_path / 's.db'}")
+    db = Database.open(f"sqlite:///{tmp_path / 's.db'}", keys=run_keys())
     try:
         with db.engine.connect() as conn:
             pragma = {
@@ -112,7 +113,7 @@ def test_sqlite_runs_in_wal_with_full_sync_foreign_keys_and_a_busy_timeout(tmp_p
 
 def test_a_writing_unit_of_work_holds_the_sqlite_write_lock_from_its_start(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    db = Database.open(f"sqlite:///{path}")
+    db = Database.open(f"sqlite:///{path}", keys=run_keys())
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
         with db.uow(read_only=True):
@@ -128,7 +129,7 @@ def test_a_writing_unit_of_work_holds_the_sqlite_write_lock_from_its_start(tmp_p
 
 
 def test_an_in_memory_sqlite_database_works_for_quick_uses() -> None:
-    db = Database.open("sqlite://")
+    db = Database.open("sqlite://", keys=run_keys())
     try:
         with db.uow() as uow:
             uow.ledger.append(

@@ -17,6 +17,7 @@ from stepout.domain.events import Event, EvolveError
 from stepout.services.importing import import_records
 from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
 from tests.integration.builders import at, count, practice, session
+from tests.keys import run_keys
 
 TABLES = ("events", "practices", "sessions", "exits", "concerns")
 
@@ -24,7 +25,7 @@ TABLES = ("events", "practices", "sessions", "exits", "concerns")
 @pytest.fixture
 def lite(tmp_path: Path) -> Iterator[Database]:
     """A migrated SQLite database (the writer thread is SQLite's)."""
-    database = Database.open(f"sqlite:///{tmp_path / 'stepout.db'}", migrate=True)
+    database = Database.open(f"sqlite:///{tmp_path / 'stepout.db'}", migrate=True, keys=run_keys())
     try:
         yield database
     finally:
@@ -124,12 +125,13 @@ def test_an_import_whose_later_chunk_the_database_refuses_leaves_nothing(
 
 def test_the_inlined_chain_hashes_as_the_domain_does() -> None:
     events = [practice(), session("s1", at(0)), session("s2", at(5))]
-    rows, head = chain(events, Head(), 7)
+    key = run_keys().chain_key
+    rows, head = chain(events, Head(), 7, key)
     prev = GENESIS
     for seq, (e, row) in enumerate(zip(events, rows, strict=True), 1):
         data = canonical_data(e.data)
         digest = entry_hash(
-            prev, canonical_entry(seq, e.kind, e.practice, e.subject, e.at, e.actor, data, 7)
+            key, prev, canonical_entry(seq, e.kind, e.practice, e.subject, e.at, e.actor, data, 7)
         )
         assert row == (seq, 7, e.kind, e.practice, e.subject, e.at, e.actor, data.decode(),
                        prev, digest)  # fmt: skip

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from stepout.adapters.db import Database
 from stepout.config import Settings
+from stepout.crypto.keys import Keys
 from stepout.domain.instants import MICROS_PER_MINUTE, Instant, parse_instant
 from stepout.services import credentials
 from stepout.services.workflow import Clock
@@ -80,7 +81,7 @@ def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=url, secret_file=tmp_path / "secret.key")
+    return Settings(database_url=url)
 
 
 def populate(state: AppState, practice: str, prefix: str) -> Practice:
@@ -121,11 +122,11 @@ def web(tmp_path: Path) -> Iterator[Web]:
 
 
 @pytest.fixture(params=ENGINES)
-def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path, keys: Keys) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'stepout.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    Database.open(url, migrate=False).migrate()
+    Database.open(url, keys=keys, migrate=False).migrate()
     return url
 
 

@@ -31,7 +31,7 @@ def shown(web: Web, room: str = "room-1") -> dict[str, Any]:
 
 
 def concern_url(web: Web, session: str) -> str:
-    return "http://127.0.0.1" + concern_path(web.state.secret, session)
+    return "http://127.0.0.1" + concern_path(web.state.keys.link_key, session)
 
 
 def test_the_display_through_a_session(web_clocked: Web, clock: FakeClock) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from stepout.adapters.db import Database
 from stepout.services.accounts import AccountService
+from tests.keys import run_keys
 from tests.web.conftest import Practice, populate
 
 EXIT = {
@@ -191,7 +192,7 @@ class DisplayStream:
 
 def set_up(url: str) -> dict[str, Practice]:
     """Practices pa and pb, as in the web fixtures, made straight in the database."""
-    db = Database.open(url, migrate=False)
+    db = Database.open(url, migrate=False, keys=run_keys())
     try:
         state: Any = SimpleNamespace(accounts=AccountService(db.uow))  # all `populate` uses
         return {"pa": populate(state, "pa", "a"), "pb": populate(state, "pb", "b")}
@@ -259,7 +260,7 @@ def come_back(server: Server, practice: Practice, therapist: str, exit_id: str) 
 
 @pytest.fixture
 def pg_workers(postgres_url: str, tmp_path: Path) -> Iterator[tuple[list[Server], Any]]:
-    Database.open(postgres_url, migrate=False).migrate()
+    Database.open(postgres_url, migrate=False, keys=run_keys()).migrate()
     practices = set_up(postgres_url)
     with servers_on(postgres_url, tmp_path, 2) as servers:
         yield servers, practices
@@ -326,7 +327,7 @@ def test_on_sqlite_one_process_the_display_follows_the_exit_and_the_return(
     tmp_path: Path, displays: list[DisplayStream]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'stepout.db'}"
-    Database.open(url).dispose()
+    Database.open(url, keys=run_keys()).dispose()
     practices = set_up(url)
     pa = practices["pa"]
     with servers_on(url, tmp_path, 1) as (server,):

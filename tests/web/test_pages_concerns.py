@@ -13,7 +13,7 @@ TEXT = "The therapist left twice and I did not know why."
 def concern_link(web: Web) -> tuple[str, str]:
     c = browser(web)
     sid = start_session(c, login(c, "a-ther"))
-    return sid, concern_path(web.state.secret, sid)
+    return sid, concern_path(web.state.keys.link_key, sid)
 
 
 def raise_concern(client: TestClient, link: str, text: str = TEXT) -> None:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 
 from stepout.bootstrap import effective_policy
-from stepout.cli.common import console, database, err_console, fail, settings
+from stepout.cli.common import (
+    console,
+    database,
+    ensure_key_file,
+    err_console,
+    fail,
+    settings,
+)
 from stepout.cli.summary import print_summary
 from stepout.domain.instants import now
 from stepout.services.importing import ImportRejected, import_records
@@ -46,7 +53,9 @@ def safe_url(url: str) -> str:
 
 
 def init() -> None:
-    """Create the database or bring it to the current schema (Alembic, idempotent)."""
+    """Create the database or bring it to the current schema (Alembic, idempotent), and the
+    key file if there is none."""
+    ensure_key_file()
     with database(migrate=False) as db:
         revision = db.migrate()
     console.print(f"Database {safe_url(settings().database_url)} is at revision {revision}.")
@@ -90,6 +99,7 @@ def demo(
     )
     cast = build_cast(DEMO_PRACTICE, sessions, DEMO_THERAPISTS, None, random.Random(seed))
     policy = effective_policy(settings())
+    ensure_key_file()
     with database() as db:
         with db.uow(read_only=True) as uow:
             there = uow.records.practice(DEMO_PRACTICE) is not None

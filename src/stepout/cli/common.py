@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from stepout.bootstrap import open_database
+from stepout.bootstrap import ensure_keys, open_database
 from stepout.config import Settings
 from stepout.domain.instants import Instant, InstantError, now, parse_instant
 
@@ -29,13 +29,27 @@ def settings() -> Settings:
     return Settings()
 
 
+def ensure_key_file() -> None:
+    """Create the key file if there is none (`init` and `demo`), and say where it is."""
+    current = settings()
+    if ensure_keys(current):
+        console.print(
+            f"Created the key file {current.secret_key_file}. It holds the keys that encrypt"
+            " health data and sign the ledger: without it the data cannot be read. A real"
+            " deployment keeps it outside the data directory and backs it up apart from the"
+            " database (STEPOUT_SECRET_KEY_FILE).",
+            highlight=False,
+        )
+
+
 @contextmanager
 def database(*, migrate: bool = True) -> Iterator["Database"]:
     from stepout.adapters.db.migrate import SchemaNotCurrent
+    from stepout.crypto.keyfile import KeyFileError
 
     try:
         db = open_database(settings(), migrate=migrate)
-    except SchemaNotCurrent as e:
+    except (SchemaNotCurrent, KeyFileError) as e:
         fail(str(e))
     try:
         yield db

@@ -65,23 +65,19 @@ def _loopback(host: str) -> bool:
 
 def check_ready(workers: int) -> str:
     """Refuse what cannot work before any worker starts: several processes on SQLite, a
-    PostgreSQL schema that is not current, an unreadable secret. Returns a description of the
+    PostgreSQL schema that is not current, a missing key file. Returns a description of the
     database for the start-up line."""
     from stepout.cli.admin import safe_url
-    from stepout.config import load_secret
 
     current = settings()
-    with database() as db:  # SQLite: created or migrated here; PostgreSQL: must be current
+    # The key file is read here; SQLite is created or migrated; PostgreSQL must be current.
+    with database() as db:
         dialect = db.dialect
     if dialect == "sqlite" and workers > 1:
         fail(
             f"--workers {workers}: an SQLite database is served by one process; "
             "use PostgreSQL (STEPOUT_DATABASE_URL=postgresql+psycopg://...) for several workers"
         )
-    try:
-        load_secret(current.secret_file)
-    except (OSError, ValueError) as e:
-        fail(f"the secret file (STEPOUT_SECRET_FILE) cannot be used: {e}")
     return safe_url(current.database_url)
 
 

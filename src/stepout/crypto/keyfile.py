@@ -10,6 +10,7 @@ rotating leaves either the old file or the new one.
 """
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -89,10 +90,8 @@ def write(path: Path, material: KeyMaterial, *, replace: bool = True) -> None:
         if replace:
             os.replace(temporary, path)
         else:
-            try:
+            with contextlib.suppress(FileExistsError):  # two processes at once: first one wins
                 os.link(temporary, path)
-            except FileExistsError:
-                pass
     finally:
         temporary.unlink(missing_ok=True)
     _sync_dir(path.parent)

@@ -1,15 +1,15 @@
 """The ledger's hash chain: what an entry's hash covers, and how to find the first break.
 
-Each entry's hash covers the previous entry's hash and the canonical bytes of the entry itself
-(`canonical_entry`). The first entry links to GENESIS. Changing, deleting, inserting or
-reordering any stored entry breaks the chain at that entry or the next one; deleting entries
-from the end leaves no trace in the chain alone (a signed checkpoint of the head catches that).
-
-`entry_hash` is the one place that says how the digest is made: SHA-256 today; an HMAC keyed
-from outside the database later, with no change for the callers.
+Each entry's hash is an HMAC-SHA256, keyed with the chain key derived from the key file
+outside the database, over the previous entry's hash and the canonical bytes of the entry
+itself (`canonical_entry`). The first entry links to GENESIS. Changing, deleting, inserting or
+reordering any stored entry breaks the chain at that entry or the next one, and someone with
+the database but not the key file cannot recompute a hash to hide it. Deleting entries from
+the end leaves no trace in the chain alone: a signed checkpoint of the head catches that.
 """
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -40,9 +40,9 @@ def canonical_entry(
     )
 
 
-def entry_hash(prev_hash: str, canonical_bytes: bytes) -> str:
-    """The hash of an entry that follows `prev_hash` (lowercase hex)."""
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes).hexdigest()
+def entry_hash(key: bytes, prev_hash: str, canonical_bytes: bytes) -> str:
+    """The hash of an entry that follows `prev_hash` (lowercase hex), keyed with `key`."""
+    return hmac.new(key, prev_hash.encode("ascii") + canonical_bytes, hashlib.sha256).hexdigest()
 
 
 class LedgerEntry(NamedTuple):
@@ -90,32 +90,32 @@ class VerifyResult:
         return self.first_broken is None
 
 
-def verify_chain(entries: Iterable[LedgerEntry]) -> VerifyResult:
+def verify_chain(entries: Iterable[LedgerEntry], key: bytes) -> VerifyResult:
     """Walk the entries in `seq` order, from the first, and stop at the first break."""
     prev, expected, checked = GENESIS, 1, 0
     for entry in entries:
-        problem = _problem(entry, prev, expected)
+        problem = _problem(key, entry, prev, expected)
         if problem is not None:
             return VerifyResult(checked, problem.seq, problem.reason, prev)
         prev, expected, checked = entry.hash, expected + 1, checked + 1
     return VerifyResult(checked, head=prev)
 
 
-def first_break(entries: Iterable[LedgerEntry]) -> ChainBreak | None:
+def first_break(entries: Iterable[LedgerEntry], key: bytes) -> ChainBreak | None:
     """The first entry that is missing, misplaced or altered; None for an intact chain."""
-    result = verify_chain(entries)
+    result = verify_chain(entries, key)
     if result.first_broken is None:
         return None
     return ChainBreak(result.first_broken, result.reason or "")
 
 
-def _problem(entry: LedgerEntry, prev: str, expected: int) -> ChainBreak | None:
+def _problem(key: bytes, entry: LedgerEntry, prev: str, expected: int) -> ChainBreak | None:
     if entry.seq != expected:
         if entry.seq > expected:
             return ChainBreak(expected, f"entry {expected} is missing (next is {entry.seq})")
         return ChainBreak(expected, f"entry {entry.seq} appears again after {expected - 1}")
     if entry.prev_hash != prev:
         return ChainBreak(entry.seq, "prev_hash does not match the previous entry's hash")
-    if entry.hash != entry_hash(prev, entry.canonical()):
+    if not hmac.compare_digest(entry.hash, entry_hash(key, prev, entry.canonical())):
         return ChainBreak(entry.seq, "hash does not match the entry's content")
     return None

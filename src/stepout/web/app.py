@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from stepout import __version__
 from stepout.bootstrap import effective_policy, open_database
-from stepout.config import Settings, load_secret
+from stepout.config import Settings
 from stepout.domain.instants import now
 from stepout.services.accounts import AccountService
 from stepout.services.workflow import Clock, Workflow
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         policy=effective_policy(settings),
         hub=hub,
         notifier=notifier,
-        secret=load_secret(settings.secret_file),
+        keys=db.keys,
         clock=clock,
     )
 

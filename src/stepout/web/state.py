@@ -1,5 +1,5 @@
 """What every request handler reaches: the database, the command handlers, the accounts, the
-policy, live updates and the server's secret, built once per app from the settings."""
+policy, live updates and the keys, built once per app from the settings."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from stepout.config import Settings
+from stepout.crypto.keys import Keys
 from stepout.domain.instants import Instant
 from stepout.policy.model import Policy
 from stepout.services.accounts import AccountService
@@ -26,7 +27,7 @@ class AppState:
     policy: Policy
     hub: Hub
     notifier: Notifier
-    secret: bytes
+    keys: Keys
     clock: Clock
 
     def now(self) -> Instant:

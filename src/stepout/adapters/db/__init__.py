@@ -14,6 +14,7 @@ from stepout.adapters.db.migrate import SchemaNotCurrent
 from stepout.adapters.db.projection import Projector
 from stepout.adapters.db.tables import PROJECTIONS
 from stepout.adapters.db.uow import SqlUnitOfWork
+from stepout.crypto.keys import Keys
 from stepout.domain.chain import VerifyResult
 from stepout.domain.events import Event
 
@@ -23,15 +24,17 @@ REPLAY_CHUNK: Final = 10_000
 
 
 class Database:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keys: Keys) -> None:
         self.engine = engine
+        self.keys = keys
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Self:
-        """Connect to `url`. With `migrate`, make sure the schema is current: an SQLite file
-        (and its folder) is created or upgraded on the spot; a PostgreSQL database that is
-        not at head raises `SchemaNotCurrent` (run `stepout init`)."""
-        db = cls(create_engine_for(url))
+    def open(cls, url: str, *, keys: Keys, migrate: bool = True) -> Self:
+        """Connect to `url`, with the keys of the key file. With `migrate`, make sure the
+        schema is current: an SQLite file (and its folder) is created or upgraded on the spot;
+        a PostgreSQL database that is not at head raises `SchemaNotCurrent` (run `stepout
+        init`)."""
+        db = cls(create_engine_for(url), keys)
         try:
             if migrate:
                 db._ensure_schema()
@@ -54,7 +57,7 @@ class Database:
 
     def uow(self, *, read_only: bool = False) -> SqlUnitOfWork:
         """A unit of work; `read_only=True` for reports (no write lock, one snapshot)."""
-        return SqlUnitOfWork(self.engine, read_only=read_only)
+        return SqlUnitOfWork(self.engine, self.keys, read_only=read_only)
 
     def migrate(self) -> str:
         """Upgrade to the head revision; returns it."""
@@ -89,7 +92,7 @@ class Database:
     def verify_ledger(self) -> VerifyResult:
         """Walk the hash chain from the first entry; the result names the first break."""
         with self.engine.connect() as conn:
-            result = ledger.verify(conn)
+            result = ledger.verify(conn, self.keys.chain_key)
             conn.rollback()
         return result
 

@@ -12,6 +12,7 @@ constraint held), as `append` would have.
 """
 
 import hashlib
+import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -24,6 +25,7 @@ from stepout.adapters.db.projection import Projector
 from stepout.adapters.db.queries import SqlRecords
 from stepout.adapters.db.rows import stream
 from stepout.adapters.db.tables import EventRow
+from stepout.crypto.keys import Keys
 from stepout.domain.chain import (
     GENESIS,
     LedgerEntry,
@@ -52,20 +54,23 @@ def read_head(conn: Connection) -> Head:
 
 
 def chain(
-    events: Sequence[Event], head: Head, recorded_us: int
+    events: Sequence[Event], head: Head, recorded_us: int, key: bytes
 ) -> tuple[list[tuple[Any, ...]], Head]:
-    """The rows of `events` chained onto `head`, and the new head."""
+    """The rows of `events` chained onto `head` with the chain `key`, and the new head."""
     # `stepout.domain.chain.canonical_data`, `canonical_entry` and `entry_hash`, inlined for
     # the hot path (a test compares them).
     rows: list[tuple[Any, ...]] = []
-    add, dumps, sha256, fragment = rows.append, orjson.dumps, hashlib.sha256, orjson.Fragment
+    add, dumps, fragment = rows.append, orjson.dumps, orjson.Fragment
+    mac = hmac.new(key, digestmod=hashlib.sha256)  # copied per entry: the key is set up once
     sort_keys = orjson.OPT_SORT_KEYS
     seq, prev = head.seq, head.hash
     for kind, practice, subject, at, event_data, actor in events:  # an Event is a NamedTuple
         seq += 1
         data = dumps(event_data, option=sort_keys)
         entry = dumps([seq, kind, practice, subject, at, actor, fragment(data), recorded_us])
-        digest = sha256(prev.encode() + entry).hexdigest()
+        entry_mac = mac.copy()
+        entry_mac.update(prev.encode() + entry)
+        digest = entry_mac.hexdigest()
         add((seq, recorded_us, kind, practice, subject, at, actor, data.decode(), prev, digest))
         prev = digest
     return rows, Head(seq, prev)
@@ -88,8 +93,8 @@ def event_of(entry: LedgerEntry) -> Event:
     )
 
 
-def verify(conn: Connection) -> VerifyResult:
-    return verify_chain(entries(conn))
+def verify(conn: Connection, key: bytes) -> VerifyResult:
+    return verify_chain(entries(conn), key)
 
 
 class ReadOnlyError(RuntimeError):
@@ -107,9 +112,15 @@ class SqlLedger:
     BULK_FROM: Final = 64  # appends from this size insert on the writer's thread
 
     def __init__(
-        self, conn: Connection, *, writable: bool = True, writer: Writer | None = None
+        self,
+        conn: Connection,
+        keys: Keys,
+        *,
+        writable: bool = True,
+        writer: Writer | None = None,
     ) -> None:
         self._conn = conn
+        self._keys = keys
         self._writable = writable
         self._writer = writer
         self._projector = Projector(conn, writer)
@@ -159,7 +170,7 @@ class SqlLedger:
             recorded = now()
             for i in range(0, len(events), self.CHUNK):
                 chunk = events[i : i + self.CHUNK]
-                rows, after = chain(chunk, head, recorded)
+                rows, after = chain(chunk, head, recorded, self._keys.chain_key)
                 store(conn, rows, writer)
                 self._projector.apply(chunk, range(head.seq + 1, after.seq + 1), bulk=bulk)
                 head = after

@@ -22,6 +22,7 @@ from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE, write_queue
 from stepout.adapters.db.ledger import SqlLedger
 from stepout.adapters.db.queries import SqlRecords
+from stepout.crypto.keys import Keys
 
 
 class SqlUnitOfWork:
@@ -29,8 +30,9 @@ class SqlUnitOfWork:
     ledger: SqlLedger
     accounts: SqlAccounts
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, keys: Keys, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._keys = keys
         self._read_only = read_only
         self._conn: Connection | None = None
         self._writer: Writer | None = None
@@ -68,7 +70,7 @@ class SqlUnitOfWork:
         self._conn = conn
         if not self._read_only and conn.dialect.name == "sqlite":
             self._writer = Writer(conn)
-        self.ledger = SqlLedger(conn, writable=not self._read_only, writer=self._writer)
+        self.ledger = SqlLedger(conn, self._keys, writable=not self._read_only, writer=self._writer)
         # Only a writer leaves writes pending: then every read waits for them first.
         settle = self.ledger.settle if self._writer else None
         self.records = SqlRecords(conn, settle)

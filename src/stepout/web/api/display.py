@@ -55,7 +55,11 @@ def display_json(state: AppState, room: Room, base_url: str) -> dict[str, Any]:
     with state.db.uow(read_only=True) as uow:
         display = read_display(uow, room.practice, room.id, state.now())
     session = display.concern_session
-    url = None if session is None else base_url.rstrip("/") + concern_path(state.secret, session)
+    url = (
+        None
+        if session is None
+        else base_url.rstrip("/") + concern_path(state.keys.link_key, session)
+    )
     return display.to_json(url)
 
 

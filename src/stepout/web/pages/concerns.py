@@ -27,7 +27,7 @@ NOT_VALID: Final = "This link is not valid. Please check it, or ask the practice
 
 def linked_session(state: AppState, session_id: str, code: str) -> tuple[Session, str]:
     """The session the link names and the practice's emergency advice; 404 otherwise."""
-    if len(code) > 100 or not concern_code_matches(state.secret, session_id, code):
+    if len(code) > 100 or not concern_code_matches(state.keys.link_key, session_id, code):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_VALID)
     with state.db.uow(read_only=True) as uow:
         s = uow.records.session(session_id)

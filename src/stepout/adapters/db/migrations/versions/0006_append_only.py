@@ -1,4 +1,5 @@
-"""Append-only: triggers (and on PostgreSQL, privileges) refuse UPDATE and DELETE on the ledger and the audit trail.
+"""Append-only: triggers (and on PostgreSQL, privileges) refuse UPDATE and DELETE on the
+ledger and the audit trail.
 
 Revision ID: 0006
 Revises: 0005
