@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import text
 
 from bench.keys import bench_keys
-from stepout.adapters.db import Database
+from stepout.adapters.db import Database, tenancy
 from stepout.domain.instants import parse_instant
 from stepout.policy.model import load_policy
 from stepout.services.importing import import_records
@@ -73,6 +73,7 @@ PHASES: dict[str, Callable[[Database, str], dict[str, Any]]] = {
 def main() -> None:
     phase, url = sys.argv[1], sys.argv[2]
     arg = sys.argv[3] if len(sys.argv) > 3 else ""
+    tenancy.set_process_default(tenancy.ALL)  # as the command line: every practice
     db = Database.open(url, migrate=True, keys=bench_keys())
     started = time.perf_counter()
     result = PHASES[phase](db, arg)

@@ -44,11 +44,12 @@ HEALTH = "/healthz"  # the bare ASGI endpoint (no database): the baseline
 def populate(url: str, count: int) -> list[dict[str, str]]:
     """A practice with `count` therapists, each with an API token, a room with a display
     token and a session in progress in it. Names are synthetic and unique to this run."""
-    from stepout.adapters.db import Database
+    from stepout.adapters.db import Database, tenancy
     from stepout.domain.commands import StartSession
     from stepout.services.accounts import AccountService
     from stepout.services.workflow import Workflow
 
+    tenancy.set_process_default(tenancy.ALL)  # as the command line: every practice
     db = Database.open(url, migrate=False, keys=bench_keys())
     db.migrate()
     accounts = AccountService(db.uow)

@@ -15,8 +15,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from stepout.adapters.db import tenancy
 from stepout.crypto.keyfile import generate, load_keys
 from stepout.crypto.keys import Keys
+
+# The tests' own setup and checks read and write as the operator does (every practice); the
+# web app still seals each request and enters the caller's practice (tenancy.py).
+tenancy.set_process_default(tenancy.ALL)
 
 REQUIRE_SERVICES = os.environ.get("STEPOUT_REQUIRE_SERVICES") == "1"
 # libpq form; SQLAlchemy URLs are the same with `postgresql+psycopg://`.

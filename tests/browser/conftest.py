@@ -22,7 +22,13 @@ from stepout.services import credentials
 from stepout.web.app import create_app
 from stepout.web.state import AppState
 from tests.conftest import service_unavailable
-from tests.web.conftest import PASSWORD, Practice, populate, settings_for
+from tests.web.conftest import (
+    PASSWORD,
+    Practice,
+    authenticator,
+    populate,
+    settings_for,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -145,12 +151,19 @@ def pages(server: Server, chromium: Any) -> Iterator[Pages]:
 
 
 def sign_in(page: Any, server: Server, username: str) -> None:
+    """The password, then the code of the account's authenticator."""
+    app = authenticator(server.state, server.practices, username)  # set up on first use
     if not page.url.endswith("/login"):
         page.goto(f"{server.url}/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+    if "/login/code" in page.url:
+        code = app.code(server.state.now)
+        page.get_by_label("Code").fill(code)
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_load_state()
 
 
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:

@@ -52,7 +52,7 @@ class Cli:
     def accounts(self) -> Iterator[AccountService]:
         db = Database.open(self.url, keys=run_keys())
         try:
-            yield AccountService(db.uow)
+            yield AccountService(db.uow, keys=db.keys)
         finally:
             db.dispose()
 
@@ -259,6 +259,33 @@ def test_a_disabled_user_cannot_sign_in_or_use_tokens_until_enabled(cli: Cli) ->
 
 
 # Rooms and their display links
+
+
+def test_mfa_reset_drops_the_factor_and_ends_the_sessions(cli: Cli) -> None:
+    import pyotp
+
+    practice(cli)
+    user(cli, "alice", "therapist")
+    with cli.accounts() as accounts:
+        pending = accounts.sign_in("alice", PASSWORD)
+        assert pending is not None
+        enrolment = accounts.signin.enrolment(pending.token)
+        assert enrolment is not None
+        code = pyotp.TOTP(enrolment.secret).now()
+        done = accounts.signin.confirm_enrolment(pending.token, code)
+        assert done is not None
+        session = done[0].token
+        assert accounts.web_session(session) is not None
+    out = cli.out("users", "mfa-reset", "alice")
+    assert "MFA of alice reset: dropped its second factor and recovery codes" in out
+    assert "its browser sessions have ended" in out
+    with cli.accounts() as accounts:
+        assert accounts.web_session(session) is None
+        again = accounts.sign_in("alice", PASSWORD)
+        assert again is not None
+        assert again.second_step == "enrol"
+    assert "it had no second factor" in cli.out("users", "mfa-reset", "alice")
+    assert "no user nobody" in cli.out("users", "mfa-reset", "nobody", code=2)
 
 
 def test_rooms_token_prints_a_display_link_that_opens_that_room_only(cli: Cli) -> None:

@@ -3,6 +3,7 @@ each with its own temporary database and secret, stopped with SIGTERM.
 
 Every name and text here is synthetic."""
 
+import json
 import os
 import re
 import signal
@@ -158,7 +159,15 @@ def serve_and_use(env: dict[str, str | None], tmp_path: Path, *extra: str) -> No
         server.stop()
         log = server.output()
     assert f"serving on http://127.0.0.1:{port}" in words(log)
-    assert "GET /api/v1/rooms/room-1/display " in log  # logged, without its query string
+    # One JSON line per request, naming the route's template: never the URL or its query.
+    requests = [
+        json.loads(line)
+        for line in log.splitlines()
+        if line.startswith("{") and '"request"' in line
+    ]
+    routes = {(r["method"], r["route"], r["status"]) for r in requests}
+    assert ("GET", "/api/v1/rooms/{room}/display", 200) in routes
+    assert ("GET", "/healthz", 200) in routes
     assert room_token not in log
     assert "token=" not in log
     assert api_token not in log
@@ -220,6 +229,7 @@ def test_demo_runs_twice_on_one_database_with_a_login_per_role(tmp_path: Path) -
     password, link = demo_logins(first)
     assert link.startswith("http://127.0.0.1:8000/display/room-01?token=")
     assert "Exits by reason" in first
+    assert "Multi-factor sign-in (MFA) is waived for this demo practice only" in words(first)
 
     second = cli(env, "demo", "--sessions", "300", "--no-serve", "--port", "8123")
     assert "the demo practice was already there" in words(second)
@@ -237,6 +247,7 @@ def test_demo_runs_twice_on_one_database_with_a_login_per_role(tmp_path: Path) -
             signed = accounts.sign_in(username, new_password)
             assert signed is not None, username
             assert (signed.user.practice, signed.user.role) == ("demo", role)
+            assert signed.second_step is None  # the demo practice waives MFA
             assert accounts.sign_in(username, password) is None  # last run's password
         therapist = accounts.user("demo-therapist")
         assert therapist is not None

@@ -34,6 +34,9 @@ def accounts(db: Database, clock: Clock) -> AccountService:
     service = AccountService(db.uow, clock)
     service.add_practice("p1", "Synthetic practice", "America/New_York")
     service.add_user("ther", "p1", "therapist", PASSWORD, user_id="t-001")
+    # The password alone signs in here, as in the demo practice: these tests are about the
+    # password and the browser session. The second step has its own (test_sign_in.py).
+    service.signin.waive_mfa("p1")
     return service
 
 

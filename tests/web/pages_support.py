@@ -1,11 +1,13 @@
-"""Helpers for the page tests: sign in through the login form, read a page's CSRF token, and
-walk the therapist's forms (start a session, step out, come back)."""
+"""Helpers for the page tests: sign in through the login form and the second step (the code
+of the account's authenticator), read a page's CSRF token, and walk the therapist's forms
+(start a session, step out, come back)."""
 
 import re
 
 from fastapi.testclient import TestClient
+from httpx import Response
 
-from tests.web.conftest import PASSWORD, Web
+from tests.web.conftest import PASSWORD, Web, authenticator
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -22,7 +24,9 @@ def browser(web: Web) -> TestClient:
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Sign in through the form; returns the session's CSRF token."""
+    """Sign in through the form and the code step; returns the session's CSRF token."""
+    app = client.app.state  # type: ignore[attr-defined]
+    authenticator(app.stepout, app.practices, username)  # set up before the first sign-in
     form = client.get("/login")
     r = client.post(
         "/login",
@@ -30,7 +34,22 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text
+    if r.headers["location"].startswith("/login/code"):
+        r = enter_code(client, username, r.headers["location"])
     return csrf_of(client.get(r.headers["location"]).text)
+
+
+def enter_code(client: TestClient, username: str, page: str = "/login/code") -> Response:
+    """The second step: the current code of the account's authenticator (a redirect)."""
+    form = client.get(page)
+    assert form.status_code == 200, form.text
+    app = client.app.state  # type: ignore[attr-defined]
+    code = authenticator(app.stepout, app.practices, username).code(app.stepout.now)
+    r = client.post(
+        "/login/code", data={"code": code, "csrf": csrf_of(form.text)}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
+    return r
 
 
 def start_session(client: TestClient, csrf: str, room: str = "room-1", code: str = "c-0001") -> str:

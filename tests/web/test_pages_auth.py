@@ -1,10 +1,11 @@
 """Signing in and out of the pages: the pre-login CSRF token, one message for any wrong
-credentials, the role's start page, a local `next` only, logout needing the CSRF token."""
+credentials, the second step, the role's start page, a local `next` only, logout needing the
+CSRF token. (The second step itself: test_pages_mfa.)"""
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Web
-from tests.web.pages_support import csrf_of, login
+from tests.web.conftest import PASSWORD, Web, authenticator
+from tests.web.pages_support import csrf_of, enter_code, login
 
 
 @pytest.mark.parametrize(
@@ -17,6 +18,7 @@ from tests.web.pages_support import csrf_of, login
     ],
 )
 def test_signing_in_goes_to_the_roles_start_page(web: Web, username: str, home: str) -> None:
+    authenticator(web.state, web.practices, username)  # the account has set up its factor
     c = web.client
     form = c.get("/login")
     assert form.status_code == 200
@@ -27,6 +29,9 @@ def test_signing_in_goes_to_the_roles_start_page(web: Web, username: str, home: 
         follow_redirects=False,
     )
     assert r.status_code == 303
+    assert r.headers["location"] == "/login/code"  # the password alone opens no page
+    assert "stepout_session" not in r.headers["set-cookie"]
+    r = enter_code(c, username)
     assert r.headers["location"] == home
     assert "stepout_session" in r.headers["set-cookie"]
     assert "HttpOnly" in r.headers["set-cookie"]
@@ -60,6 +65,7 @@ def test_sign_in_without_the_form_token_is_refused(web: Web) -> None:
 
 
 def test_sign_in_follows_a_local_next_only(web: Web) -> None:
+    app = authenticator(web.state, web.practices, "a-admin")
     c = web.client
     for next_path, expected in (("/admin", "/admin"), ("//evil.example/x", "/supervise")):
         c.cookies.clear()
@@ -72,6 +78,15 @@ def test_sign_in_follows_a_local_next_only(web: Web) -> None:
                 "csrf": csrf_of(form.text),
                 "next": next_path,
             },
+            follow_redirects=False,
+        )
+        code_page = r.headers["location"]
+        assert code_page.startswith("/login/code")
+        form = c.get(code_page)
+        code = app.code(web.state.now)
+        r = c.post(
+            "/login/code",
+            data={"code": code, "csrf": csrf_of(form.text), "next": next_path},
             follow_redirects=False,
         )
         assert r.headers["location"] == expected

@@ -11,6 +11,7 @@ from stepout.domain.facetime import gross_minutes
 from stepout.domain.instants import Instant, day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.services.audit import AuditRecord
 from stepout.services.ports import Selection, SessionBundle
 
 
@@ -20,6 +21,7 @@ class MemoryState:
 
     events: list[Event] = field(default_factory=list)
     records: dict[tuple[str, str], Record] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
 
 
 def _key(event: Event) -> tuple[str, str]:
@@ -217,6 +219,25 @@ class MemoryLedger:
             self._events.append(event)
 
 
+class MemoryAudit:
+    """The audit trail in memory: records in order (the chain is the SQL adapter's)."""
+
+    def __init__(self, records: list[AuditRecord]) -> None:
+        self._records = records
+        self._staged: list[AuditRecord | Callable[[], AuditRecord]] = []
+
+    def record(self, entry: AuditRecord) -> None:
+        self._records.append(entry)
+
+    def at_commit(self, entry: AuditRecord | Callable[[], AuditRecord]) -> None:
+        self._staged.append(entry)
+
+    def flush(self) -> None:
+        staged, self._staged = self._staged, []
+        for entry in staged:
+            self.record(entry if isinstance(entry, AuditRecord) else entry())
+
+
 class MemoryUnitOfWork:
     """Works on a copy of the state; `commit()` publishes it."""
 
@@ -229,6 +250,8 @@ class MemoryUnitOfWork:
         self._records = dict(self.state.records)
         self.records = MemoryRecords(self._records)
         self.ledger = MemoryLedger(self._events, self._records)
+        self._audit = list(self.state.audit)
+        self.audit = MemoryAudit(self._audit)
         self.committed = False
         return self
 
@@ -241,6 +264,8 @@ class MemoryUnitOfWork:
         return None
 
     def commit(self) -> None:
+        self.audit.flush()
+        self.state.audit = list(self._audit)
         self.state.events = list(self._events)
         self.state.records = dict(self._records)
         self.committed = True

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from stepout import __version__
-from stepout.cli import accounts, admin, records, reports, serve
+from stepout.cli import accounts, admin, keys, records, reports, serve
 
 app = typer.Typer(
     name="stepout",
@@ -40,6 +40,8 @@ app.command("audit")(reports.audit)
 app.command("billing")(reports.billing)
 app.command("summary")(reports.summary)
 app.command("verify")(admin.verify)
+app.command("checkpoint")(admin.checkpoint)
+app.command("backup")(admin.backup)
 app.command("rebuild")(admin.rebuild)
 app.add_typer(reports.policy_app, name="policy")
 app.command("serve")(serve.serve)
@@ -47,6 +49,7 @@ app.add_typer(accounts.practices_app, name="practices")
 app.add_typer(accounts.users_app, name="users")
 app.add_typer(accounts.rooms_app, name="rooms")
 app.add_typer(accounts.tokens_app, name="tokens")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def _accounts() -> Iterator["AccountService"]:
 
     with database() as db:
         try:
-            yield AccountService(db.uow)
+            yield AccountService(db.uow, keys=db.keys)
         except AccountError as e:
             fail(str(e))
 
@@ -215,6 +215,20 @@ def user_enable(username: Annotated[str, typer.Argument()]) -> None:
     with _accounts() as accounts:
         accounts.set_disabled(username, False)
     console.print(f"Enabled {escape(username)}.")
+
+
+@users_app.command("mfa-reset")
+def user_mfa_reset(username: Annotated[str, typer.Argument()]) -> None:
+    """Drop the account's second factor and recovery codes (a lost phone); its browser
+    sessions end, and it sets up a new factor at its next sign-in."""
+    with _accounts() as accounts:
+        had = accounts.reset_mfa(username)
+    what = "dropped its second factor and recovery codes" if had else "it had no second factor"
+    console.print(
+        f"MFA of {escape(username)} reset: {what}; its browser sessions have ended. "
+        "It sets up a new factor at its next sign-in.",
+        highlight=False,
+    )
 
 
 # Rooms

@@ -1,12 +1,16 @@
-"""`stepout init`, `verify`, `rebuild` and `demo`: the database and the demo practice."""
+"""`stepout init`, `verify`, `checkpoint`, `backup`, `rebuild` and `demo`: the database, its
+chains and backups, and the demo practice."""
 
 import io
+import os
 import random
 import secrets
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
+from rich.text import Text
 
 from stepout.bootstrap import effective_policy
 from stepout.cli.common import (
@@ -19,6 +23,15 @@ from stepout.cli.common import (
 )
 from stepout.cli.summary import print_summary
 from stepout.domain.instants import now
+from stepout.services.checkpoint import (
+    CHAINS,
+    PROJECTIONS,
+    Checkpoint,
+    CheckpointError,
+    check,
+    parse,
+    take,
+)
 from stepout.services.importing import ImportRejected, import_records
 from stepout.services.ports import Selection
 from stepout.services.reporting import summarize
@@ -61,13 +74,131 @@ def init() -> None:
     console.print(f"Database {safe_url(settings().database_url)} is at revision {revision}.")
 
 
-def verify() -> None:
-    """Check the ledger's hash chain from the first entry to the last."""
+def verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint file (stepout checkpoint): also check that both chains still "
+            "hold it.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Check the ledger's and the audit trail's hash chains from the first entry to the last,
+    and with --checkpoint that nothing was cut or rewritten since it was taken."""
+    taken = None if checkpoint is None else _read_checkpoint(checkpoint)
     with database() as db:
-        result = db.verify_ledger()
-    if not result.ok:
-        fail(f"ledger broken at entry {result.first_broken}: {result.reason}", 1)
-    console.print(f"Ledger intact: {result.checked:,} entries verified.")
+        report = check(db, db.keys, taken)
+    for name, label in CHAINS.items():
+        result = report.results[name]
+        held = all(p.chain != name for p in report.problems)
+        if result.ok and held:
+            console.print(f"{label.capitalize()} intact: {result.checked:,} entries verified.")
+        elif result.ok:
+            console.print(
+                f"{label.capitalize()}: {result.checked:,} entries verified, but it no longer "
+                "holds the checkpoint:"
+            )
+    if all(p.chain != PROJECTIONS for p in report.problems):
+        console.print("Query tables agree with the ledger.")
+    if taken is not None and report.ok:
+        recorded = " and ".join(
+            f"the {label}'s first {taken.marks[name].count:,} entries"
+            for name, label in CHAINS.items()
+        )
+        console.print(
+            f"Checkpoint of {taken.taken_at} ({taken.database}) holds: signed with this "
+            f"installation's key; {recorded} are as it recorded them.",
+            highlight=False,
+        )
+    for problem in report.problems:
+        err_console.print(Text.assemble(("error: ", "bold red"), str(problem)), highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _read_checkpoint(path: Path) -> Checkpoint:
+    try:
+        return parse(path.read_bytes())
+    except OSError as e:
+        fail(f"{path}: {e.strerror or e}")
+    except CheckpointError as e:
+        fail(f"{path}: {e}")
+
+
+def checkpoint(
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", help="The file to write (it must not exist), or - for standard output."
+        ),
+    ],
+) -> None:
+    """Write a signed checkpoint of both chains (how many entries, the last one's hash), to
+    keep away from the database: `stepout verify --checkpoint FILE` checks against it."""
+    target = None if out == "-" else Path(out)
+    if target is not None and target.exists():
+        fail(f"{target} already exists: choose a new name (a date in it helps)")
+    with database() as db:
+        try:
+            taken = take(db, db.keys, plain_url(settings().database_url), now())
+        except CheckpointError as e:
+            fail(str(e), 1)
+    data = taken.to_json()
+    if target is None:
+        typer.echo(data.decode(), nl=False)
+        return
+    try:
+        write_new_file(target, data)
+    except OSError as e:
+        fail(f"{target}: {e.strerror or e}")
+    counts = ", ".join(
+        f"{label} {taken.marks[name].count:,} entries" for name, label in CHAINS.items()
+    )
+    console.print(
+        f"Checkpoint written to {target}: {counts}. Keep it off this machine.", highlight=False
+    )
+
+
+def backup(
+    out: Annotated[
+        Path,
+        typer.Argument(help="The backup file to write (it must not exist).", dir_okay=False),
+    ],
+) -> None:
+    """Write a consistent copy of the database while it is in use (SQLite's online backup,
+    or pg_dump's custom format). The key file is not in it: back that up apart."""
+    from stepout.adapters.db.backup import BackupError
+    from stepout.adapters.db.backup import backup as make_backup
+
+    url = settings().database_url  # copied as it is: a backup neither migrates nor needs keys
+    try:
+        result = make_backup(url, out)
+    except BackupError as e:
+        fail(str(e))
+    console.print(
+        f"Backed up {safe_url(url)} to {result.path} ({result.size:,} bytes, "
+        f"{result.seconds:.1f} s). The key file is not in it: back it up apart. Check the "
+        "copy after restoring it with stepout verify.",
+        highlight=False,
+    )
+
+
+def plain_url(url: str) -> str:
+    """The database URL without its password (for a checkpoint: no secret in it)."""
+    from sqlalchemy.engine import make_url
+
+    # `URL.set(password=None)` would keep the password: None means "unchanged" there.
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write `data` to a new file durably: refuse an existing one, fsync it."""
+    with path.open("xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def rebuild() -> None:
@@ -164,7 +295,7 @@ def _demo_password() -> str:
         password = f"demo-{secrets.token_hex(5)}"
         try:
             check_password_strength(password)
-        except WeakPassword:  # pragma: no cover - "demo-" alone has five different characters
+        except WeakPassword:  # pragma: no cover - rare: "demo-" and ten digits is "demo" padded
             continue
         return password
 
@@ -179,6 +310,8 @@ def _demo_accounts(db: "Database", cast: Cast, password: str) -> tuple[str, str]
     try:
         for role, username, _ in DEMO_USERS:
             _demo_user(accounts, role, username, password, therapist.id)
+        # The demo practice alone signs in without a second factor; its pages say so.
+        accounts.signin.waive_mfa(DEMO_PRACTICE)
         rooms = {r.id for r in accounts.rooms(DEMO_PRACTICE)}
         for room in cast.rooms:
             if room not in rooms:
@@ -235,6 +368,13 @@ def _print_logins(url: str, password: str, room: str, token: str) -> None:
     for role, username, sees in DEMO_USERS:
         table.add_row(role, username, sees)
     console.print(table)
+    console.print(
+        "Multi-factor sign-in (MFA) is waived for this demo practice only: its accounts sign "
+        "in with the password alone. Every other practice's staff set up a code app at their "
+        "first sign-in.",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(
         f"The room display of {room} (the demo therapist's room; open it in a second window):",
         highlight=False,

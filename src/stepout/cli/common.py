@@ -44,8 +44,13 @@ def ensure_key_file() -> None:
 
 @contextmanager
 def database(*, migrate: bool = True) -> Iterator["Database"]:
+    from stepout.adapters.db import tenancy
     from stepout.adapters.db.migrate import SchemaNotCurrent
     from stepout.crypto.keyfile import KeyFileError
+
+    # The operator's commands span practices (import, export, reports, verify, rebuild): the
+    # tenant scope ALL. The web app that `serve` and `demo` run seals each request anew.
+    tenancy.set_process_default(tenancy.ALL)
 
     try:
         db = open_database(settings(), migrate=migrate)

@@ -4,15 +4,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stepout.cli.common import console, database, err_console, fail
+from stepout.services.audit import audit_import, cli_caller, write_alone
 from stepout.services.exporting import export_records
 from stepout.services.importing import ImportRejected, import_records
 from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database
 
 
 def _progress() -> Progress:
@@ -57,12 +61,13 @@ def import_(
     """Import records (all or nothing): one bad line rejects the whole file."""
     with _source(file) as (stream, total), database() as db, _progress() as bar:
         task = bar.add_task("importing", total=total)
+        caller = cli_caller()
         try:
             with db.uow() as uow:
-                report = import_records(
-                    uow, stream, progress=lambda n: bar.update(task, completed=n)
-                )
+                told = audit_import(uow, caller, lambda n: bar.update(task, completed=n))
+                report = import_records(uow, stream, progress=told)
         except ImportRejected as rejected:
+            write_alone(db.uow, caller.record("records.import", outcome="failed"))
             bar.stop()
             for error in rejected.errors:
                 err_console.print(str(error), highlight=False, markup=False)
@@ -77,7 +82,14 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
 ) -> None:
     """Write every stored record as JSON Lines (re-importable)."""
-    with database() as db, db.uow(read_only=True) as uow:
+    with database() as db:
+        # Recorded before the first record leaves (how many is not known until the last).
+        write_alone(db.uow, cli_caller().record("records.export", "list"))
+        _export(db, out)
+
+
+def _export(db: "Database", out: Path | None) -> None:
+    with db.uow(read_only=True) as uow:
         if out is None:
             export_records(uow.records, sys.stdout.buffer)
             return

@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -21,6 +21,7 @@ from stepout.bootstrap import effective_policy
 from stepout.cli.common import console, database, fail, parse_as_of, parse_day, settings
 from stepout.cli.summary import print_summary
 from stepout.policy.model import RULE_IDS, Policy, PolicyError, describe
+from stepout.services.audit import cli_caller, span_target, write_alone
 from stepout.services.ports import Selection
 from stepout.services.reporting import run_audit, run_billing, summarize
 
@@ -34,6 +35,9 @@ PolicyOpt = Annotated[
 ]
 TherapistOpt = Annotated[str | None, typer.Option("--therapist", help="One therapist's id.")]
 LimitOpt = Annotated[int, typer.Option("--limit", help="Rows in the table format (0: all).")]
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database
 
 policy_app = typer.Typer(help="The protocol policy in force.", no_args_is_help=True)
 
@@ -56,6 +60,12 @@ def _selection(date_from: str | None, date_to: str | None, therapist: str | None
     if first and last and last < first:
         fail("--to: is before --from")
     return Selection(date_from=first, date_to=last, therapist=therapist)
+
+
+def _audited(db: "Database", action: str, selection: Selection, count: int) -> None:
+    """Record the read in the audit trail before anything is printed."""
+    target = selection.therapist or span_target(selection.date_from, selection.date_to)
+    write_alone(db.uow, cli_caller().record(action, target, count=count))
 
 
 def _more(shown: int, total: int) -> None:
@@ -84,8 +94,10 @@ def audit(
         fail(f"--rule: unknown rule {unknown[0]!r}; the rules are: {', '.join(RULE_IDS)}")
     selection = _selection(date_from, date_to, therapist)
     instant = parse_as_of(as_of)
-    with database() as db, db.uow(read_only=True) as uow:
-        findings = run_audit(uow.records, selection, the_policy, instant, rule or None)
+    with database() as db:
+        with db.uow(read_only=True) as uow:
+            findings = run_audit(uow.records, selection, the_policy, instant, rule or None)
+        _audited(db, "findings.read", selection, len(findings))
     if out_format == "json":
         write_json((f.as_dict() for f in findings), sys.stdout)
     elif out_format == "csv":
@@ -115,8 +127,10 @@ def billing(
     if bad:
         fail(f"--status: unknown status {bad[0]!r}")
     selection = _selection(date_from, date_to, therapist)
-    with database() as db, db.uow(read_only=True) as uow:
-        lines = list(run_billing(uow.records, selection, wanted or None))
+    with database() as db:
+        with db.uow(read_only=True) as uow:
+            lines = list(run_billing(uow.records, selection, wanted or None))
+        _audited(db, "billing.read", selection, len(lines))
     if out_format == "json":
         write_json((billing_dict(line) for line in lines), sys.stdout)
     elif out_format == "csv":
@@ -136,8 +150,10 @@ def summary(
     """Sessions, exits by reason, findings by rule and billing at a glance."""
     the_policy = _policy(policy)
     selection = _selection(date_from, date_to, None)
-    with database() as db, db.uow(read_only=True) as uow:
-        result = summarize(uow.records, selection, the_policy, parse_as_of(as_of))
+    with database() as db:
+        with db.uow(read_only=True) as uow:
+            result = summarize(uow.records, selection, the_policy, parse_as_of(as_of))
+        _audited(db, "summary.read", selection, result.sessions)
     print_summary(result, the_policy)
 
 

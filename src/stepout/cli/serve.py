@@ -1,11 +1,10 @@
 """`stepout serve`: the web app (pages and REST API) under uvicorn.
 
-Room displays carry their token in `?token=`, so the access log prints paths without query
-strings. SQLite is served by one process; PostgreSQL by as many workers as asked (live updates
-cross processes through LISTEN/NOTIFY)."""
+Logs are JSON lines on standard error (`stepout.logs`): uvicorn's own messages, and one line
+per request from Stepout's request log, which names the route's template, never the URL (room
+displays carry their token in `?token=`). SQLite is served by one process; PostgreSQL by as
+many workers as asked (live updates cross processes through LISTEN/NOTIFY)."""
 
-import copy
-import logging
 from typing import Annotated, Any, Final
 
 import typer
@@ -17,30 +16,12 @@ APP: Final = "stepout.web.app:app_from_env"
 GRACEFUL_SHUTDOWN_S: Final = 5  # open live streams (SSE) are closed after this on SIGTERM
 
 
-class HideQueryStrings(logging.Filter):
-    """Drop the query string from uvicorn's access log lines: a room display's URL carries its
-    token (`?token=`), and a token in a log file is a leaked token."""
+def log_config(access_log: bool = True) -> dict[str, Any]:
+    """The logging set-up every worker process applies: JSON lines (`stepout.logs`), with
+    uvicorn's access log replaced by Stepout's request log (off with `access_log=False`)."""
+    from stepout.logs import uvicorn_config
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple):
-            record.args = tuple(
-                a.partition("?")[0] if isinstance(a, str) and a.startswith("/") else a for a in args
-            )
-        return True
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's own logging set-up, with query strings kept out of the access log (the filter
-    is named by import path, so every worker process builds it too)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["hide_query_strings"] = {
-        "()": f"{__name__}.{HideQueryStrings.__name__}"
-    }
-    config["loggers"]["uvicorn.access"]["filters"] = ["hide_query_strings"]
-    return config
+    return uvicorn_config(access_log=access_log)
 
 
 def base_url(host: str, port: int) -> str:
@@ -100,8 +81,8 @@ def run_server(
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,  # None: uvicorn's default, loopback only
-        log_config=log_config(),
-        access_log=access_log,
+        log_config=log_config(access_log),
+        access_log=False,  # Stepout's request log instead (see log_config)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

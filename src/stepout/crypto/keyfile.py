@@ -49,11 +49,11 @@ def decode(raw: bytes, where: str) -> KeyMaterial:
         if not isinstance(doc, dict) or doc.get("stepout_keys") != FORMAT:
             raise KeyFileError(f"{where}: not a Stepout key file (format {FORMAT})")
         encryption = {
-            int(version): base64.b64decode(secret, validate=True)
+            int(version): _secret(secret, f"encryption.{version}")
             for version, secret in doc["encryption"].items()
         }
         return KeyMaterial(
-            root=base64.b64decode(doc["root"], validate=True),
+            root=_secret(doc["root"], "root"),
             encryption=encryption,
             active=int(doc["active"]),
         )
@@ -62,6 +62,13 @@ def decode(raw: bytes, where: str) -> KeyMaterial:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # The reason names a field, never a secret.
         raise KeyFileError(f"{where}: malformed key file ({type(exc).__name__}: {exc})") from None
+
+
+def _secret(text: Any, field: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise ValueError(f"{field}: not base64") from None
 
 
 def read(path: Path) -> KeyMaterial:

@@ -1,17 +1,19 @@
 """Account commands: practices, users, API tokens, rooms and room tokens, sign-in and browser
-sessions. Each runs in one unit of work; tokens are returned once and stored only hashed."""
+sessions. Each runs in one unit of work; tokens are returned once and stored only hashed. The
+two steps of signing in to the pages (password, then the second factor) are in `signin`."""
 
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from stepout.crypto.keys import Keys
 from stepout.domain.accounts import ROLES, HelpText, Room, User
 from stepout.domain.events import Event
 from stepout.domain.instants import MICROS_PER_MINUTE, Instant, now
 from stepout.services import credentials, ids
 from stepout.services.ports import AccountsUnitOfWork, WebSession
+from stepout.services.signin import SignIn as SignIn
+from stepout.services.signin import SignInService
 
 IDLE_TIMEOUT_US: Final = 30 * MICROS_PER_MINUTE
 ABSOLUTE_TIMEOUT_US: Final = 12 * 60 * MICROS_PER_MINUTE
@@ -28,24 +30,21 @@ class AccountError(ValueError):
     """A refused account command; the message names what and why (never a secret)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SignIn:
-    """A new browser session: the cookie value and the CSRF token (both shown once)."""
-
-    token: str
-    csrf: str
-    user: User
-
-
 class AccountService:
     """`uow` makes units of work: `uow()` for writing, `uow(read_only=True)` for lookups
-    (authentication on every request must not queue behind the writers)."""
+    (authentication on every request must not queue behind the writers). `keys` (the key
+    file's) seal the TOTP secrets: the second step of signing in needs them (`signin`)."""
 
     def __init__(
-        self, uow: Callable[..., AccountsUnitOfWork], clock: Callable[[], Instant] = now
+        self,
+        uow: Callable[..., AccountsUnitOfWork],
+        clock: Callable[[], Instant] = now,
+        *,
+        keys: Keys | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self.signin = SignInService(uow, clock, keys)
         self._forget_tokens()
 
     def _reader(self) -> AccountsUnitOfWork:
@@ -102,7 +101,7 @@ class AccountService:
             raise AccountError("username: a username is one word with no spaces")
         if password is not None:
             try:
-                credentials.check_password_strength(password)
+                credentials.check_password_strength(password, username)
             except credentials.WeakPassword as e:
                 raise AccountError(f"password: {e}") from None
         user = User(user_id or username, practice, username, role)  # type: ignore[arg-type]
@@ -184,21 +183,11 @@ class AccountService:
             _remember(self._known_rooms, token, room)
         return room
 
-    def sign_in(self, username: str, password: str) -> SignIn | None:
-        """A browser session for the right password of an enabled account, else None."""
-        with self._uow() as uow:
-            found = uow.accounts.user_by_username(username)
-            user, hashed = found if found is not None else (None, None)
-            ok = credentials.verify_password(hashed, password)
-            if user is None or not ok or user.disabled:
-                return None
-            token = credentials.new_token(credentials.WEB_SESSION)
-            csrf = secrets.token_urlsafe(24)
-            uow.accounts.add_web_session(
-                credentials.token_hash(token), user.id, csrf, self._clock()
-            )
-            uow.commit()
-        return SignIn(token, csrf, user)
+    def sign_in(self, username: str, password: str, address: str = "") -> SignIn | None:
+        """The password step of signing in (see `SignInService.sign_in`): None for wrong
+        credentials, `Throttled` after too many failures; with `second_step` set, the result
+        is a pending sign-in that still owes its second factor."""
+        return self.signin.sign_in(username, password, address)
 
     def web_session(self, token: str) -> WebSession | None:
         """The live session for a cookie value: None once it has ended, been idle 30 minutes
@@ -228,7 +217,7 @@ class AccountService:
     def set_password(self, username: str, password: str) -> None:
         """A new password; every browser session of the account ends."""
         try:
-            credentials.check_password_strength(password)
+            credentials.check_password_strength(password, username)
         except credentials.WeakPassword as e:
             raise AccountError(f"password: {e}") from None
         with self._uow() as uow:
@@ -238,6 +227,19 @@ class AccountService:
             uow.accounts.set_password_hash(found[0].id, credentials.hash_password(password))
             uow.accounts.end_web_sessions_of(found[0].id, self._clock())
             uow.commit()
+
+    def reset_mfa(self, username: str) -> bool:
+        """Drop the account's second factor and recovery codes and end its browser sessions:
+        it enrols again at its next sign-in. Whether it had a factor."""
+        with self._uow() as uow:
+            found = uow.accounts.user_by_username(username)
+            if found is None:
+                raise AccountError(f"no user {username}")
+            user = found[0]
+            had = uow.accounts.drop_mfa(user.id)
+            uow.accounts.end_web_sessions_of(user.id, self._clock())
+            uow.commit()
+        return had
 
     # Reading and switching off (the CLI's `list`, `disable` and `revoke` commands)
 

@@ -1,5 +1,5 @@
 """Secrets: argon2 password hashes, random bearer tokens (stored only as SHA-256), and the
-keyed links a client uses to raise a concern."""
+keyed links a client uses to raise a concern. What a password must be is in `passwords`."""
 
 import hashlib
 import hmac
@@ -9,27 +9,25 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-MIN_PASSWORD_LENGTH: Final = 12
+from stepout.services.passwords import MIN_PASSWORD_LENGTH as MIN_PASSWORD_LENGTH
+from stepout.services.passwords import WeakPassword as WeakPassword
+from stepout.services.passwords import check_password
+
 TOKEN_BYTES: Final = 32  # 256 random bits
 
 API_TOKEN: Final = "so_"
 ROOM_TOKEN: Final = "sr_"
 WEB_SESSION: Final = "sw_"
+PENDING_SIGN_IN: Final = "sp_"  # a password given, the second factor still owed
 
 _hasher = PasswordHasher()
 # Verified when a username is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH: Final = _hasher.hash(secrets.token_urlsafe(16))
 
 
-class WeakPassword(ValueError):
-    """A password Stepout refuses to set; the message says why (never the password)."""
-
-
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(set(password)) < 4:
-        raise WeakPassword("A password needs more than a few different characters.")
+def check_password_strength(password: str, username: str | None = None) -> None:
+    """`WeakPassword` for a password that may not be set (see `stepout.services.passwords`)."""
+    check_password(password, username)
 
 
 def hash_password(password: str) -> str:

@@ -223,6 +223,7 @@ class _Run:
         concern_ids = [c.id for c in others if c.kind == "concern"]
         exits = records.exits(exit_ids) if exit_ids else {}
         concerns = records.concerns(concern_ids) if concern_ids else {}
+        foreign = self._foreign([*exits.values(), *concerns.values()])
         new_practices = {c.ref for c in sessions if c.ref not in self.practices}
         if new_practices:
             self.practices.update(records.practices(new_practices))
@@ -241,7 +242,7 @@ class _Run:
         for c in others:
             existing = exits.get(c.id) if c.kind == "exit" else concerns.get(c.id)
             if existing is not None:
-                self._existing(c, existing)
+                self._existing(c, existing, (c.kind, c.id) in foreign)
             elif (span := self._span(c.ref)) is not None:
                 self._new_other(c, span, events)
             elif c.ref not in self.broken:
@@ -260,8 +261,23 @@ class _Run:
         self.held = []
         self._append(events)
 
-    def _existing(self, c: Checked, stored: Session | Exit | Concern) -> None:
-        if _same(c, stored):
+    def _foreign(self, found: list[Exit | Concern]) -> set[tuple[str, str]]:
+        """(kind, id) of the stored exits and concerns of a practice other than the one this
+        import takes: never compared with the file's line, so that the answer cannot confirm
+        another practice's values."""
+        if self.only is None or not found:
+            return set()
+        owners = self.uow.records.sessions({r.session for r in found})
+        return {
+            ("exit" if isinstance(r, Exit) else "concern", r.id)
+            for r in found
+            if (s := owners.get(r.session)) is None or s.practice != self.only
+        }
+
+    def _existing(
+        self, c: Checked, stored: Session | Exit | Concern, foreign: bool = False
+    ) -> None:
+        if not foreign and _same(c, stored):
             self.unchanged += 1
         else:
             message = f"{c.kind} {c.id} already exists with other values; amend it instead"

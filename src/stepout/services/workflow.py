@@ -8,6 +8,11 @@ stored; a double tap the protocol treats as a no-op stores nothing either and re
 as it stands.
 
 Roles (who may issue which command) are not checked here yet.
+
+Given the `caller` (who, from where: `stepout.services.audit.Caller`), `run` also writes the
+command's audit record in the same transaction as its events, so that neither is stored
+without the other; it commits then even when the protocol had nothing to store (a double tap
+is still a request that was made and answered).
 """
 
 from collections.abc import Callable
@@ -35,6 +40,7 @@ from stepout.domain.instants import Instant, now
 from stepout.domain.protocol import Facts, decide
 from stepout.domain.records import Concern, Exit, Session
 from stepout.services import ids
+from stepout.services.audit import Caller, action_of
 from stepout.services.ports import Records, UnitOfWork
 
 Clock = Callable[[], Instant]
@@ -125,11 +131,18 @@ class Workflow:
         """Decide `command`, store its events in one unit of work, return the record."""
         return self.run(command).record
 
-    def run(self, command: Command, *, check: Callable[[Records], object] | None = None) -> Outcome:
+    def run(
+        self,
+        command: Command,
+        *,
+        check: Callable[[Records], object] | None = None,
+        caller: Caller | None = None,
+    ) -> Outcome:
         """As `handle`, also returning the session the record belongs to and whether anything
         changed (the live updates of the web edge go to that session's room and therapist).
         `check` runs first in the same unit of work: the caller's access check, which raises
-        to refuse (nothing is stored)."""
+        to refuse (nothing is stored). With `caller`, the audit record of the command is
+        written in the same transaction (target: the record, e.g. the new exit's id)."""
         prefix = _PREFIXES.get(type(command))
         with self._uow() as uow:
             if check is not None:
@@ -145,7 +158,11 @@ class Workflow:
             session = record if isinstance(record, Session) else uow.records.session(record.session)
             if session is None:
                 raise LookupError(f"the session of {decision.entity} {decision.subject} is gone")
-            if decision.events:
+            if caller is not None:
+                uow.audit.record(
+                    caller.record(action_of(command), record.id, practice=command.practice)
+                )
+            if decision.events or caller is not None:
                 uow.commit()
         return Outcome(record, session, bool(decision.events))
 

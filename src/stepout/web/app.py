@@ -23,8 +23,11 @@ from stepout.services.accounts import AccountService
 from stepout.services.workflow import Clock, Workflow
 from stepout.web import errors
 from stepout.web.api import router as api_router
+from stepout.web.audit import AuditRequests
 from stepout.web.live import Hub, LocalNotifier, Notifier, PostgresNotifier
 from stepout.web.pages import router as pages_router
+from stepout.web.requestlog import RequestLog
+from stepout.web.security import TenantSeal, credential_units
 from stepout.web.state import AppState
 
 STATIC: Final = Path(__file__).parent / "static"
@@ -45,7 +48,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         settings=settings,
         db=db,
         workflow=Workflow(db.uow, clock),
-        accounts=AccountService(db.uow, clock),
+        accounts=AccountService(credential_units(db), clock, keys=db.keys),
         policy=effective_policy(settings),
         hub=hub,
         notifier=notifier,
@@ -78,6 +81,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
     app.state.stepout = state
     app.router.routes.append(Route("/healthz", _Health(), include_in_schema=False))
     errors.install(app)
+    app.add_middleware(TenantSeal)  # every request starts with no practice scope
+    app.add_middleware(AuditRequests)  # who and from where; refusals recorded (web/audit.py)
+    app.add_middleware(RequestLog)  # one JSON line per request, outermost (web/requestlog.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router, prefix="/api/v1")
     app.add_api_route("/api/docs", _api_docs, include_in_schema=False)

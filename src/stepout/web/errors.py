@@ -10,10 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stepout.domain.events import EvolveError
 from stepout.domain.protocol import ProtocolError
 from stepout.services.accounts import AccountError
 from stepout.services.importing import ImportRejected
-from stepout.web.security import LoginRequired
+from stepout.web import audit
+from stepout.web.security import LoginRequired, refused_credential
 
 MAX_LISTED: Final = 1000
 INPUT_CODES: Final = frozenset(
@@ -37,6 +39,8 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if request.url.path.startswith("/api/") and (refused := await refused_credential(request)):
+        return await _http(request, refused)  # a credential first, then the input
     errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
     return JSONResponse(
         {"error": "invalid-request", "message": "The request is not valid.", "errors": errors},
@@ -65,6 +69,16 @@ async def _rejected(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _not_applied(request: Request, exc: Exception) -> Response:
+    """Storage refused the events (behind row-level security, an id another practice took:
+    the importer cannot see it to say so). The message names no record."""
+    return JSONResponse(
+        {"error": "conflict", "message": "The records do not apply to what is stored (an id "
+         "may be taken); nothing was stored."},
+        status_code=status.HTTP_409_CONFLICT,
+    )  # fmt: skip
+
+
 async def _account(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "invalid-request", "message": str(exc)},
@@ -74,6 +88,7 @@ async def _account(request: Request, exc: Exception) -> Response:
 
 async def _login(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
+    audit.login_required()
     target = f"/login?next={quote(exc.next_path)}"
     if request.headers.get("HX-Request") == "true":
         # An htmx request would swap the login page into a panel: send the whole page there.
@@ -96,6 +111,8 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if not request.url.path.startswith("/api/"):
         return await http_exception_handler(request, exc)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:  # a body FastAPI could not parse
+        exc = await refused_credential(request) or exc  # a credential first, then the input
     body = {"error": HTTP_CODES.get(exc.status_code, "error"), "message": str(exc.detail)}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -106,4 +123,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProtocolError, _protocol)
     app.add_exception_handler(ImportRejected, _rejected)
     app.add_exception_handler(AccountError, _account)
+    app.add_exception_handler(EvolveError, _not_applied)
     app.add_exception_handler(LoginRequired, _login)

@@ -1,17 +1,31 @@
 """Who is asking: API users by Bearer token, room displays by room token (Bearer or
 `?token=`), browsers by session cookie with a CSRF token on every form. Failures say what is
-missing, never whose token or which record."""
+missing, never whose token or which record.
+
+Sealed tenants: `TenantSeal` starts every request with no practice scope; the dependencies
+below resolve the credential (the one read across practices: `credential_units`) and then
+enter the caller's practice for the rest of the request (`stepout.adapters.db.tenancy`).
+They are async, so that the scope they enter is the request task's own: the sync endpoints
+run on worker threads with a copy of it."""
 
 import ipaddress
-from typing import Annotated, Final
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import Depends, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stepout.adapters.db import tenancy
 from stepout.domain.accounts import Room, User
 from stepout.domain.permissions import Forbidden, authorize
 from stepout.services.ports import WebSession
+from stepout.web import audit
 from stepout.web.state import AppState, app_state
+
+if TYPE_CHECKING:
+    from stepout.adapters.db import Database, SqlUnitOfWork
 
 SESSION_COOKIE: Final = "stepout_session"
 LOGIN_CSRF_COOKIE: Final = "stepout_login_csrf"
@@ -19,6 +33,35 @@ CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
 
 State = Annotated[AppState, Depends(app_state)]
+
+
+class TenantSeal:
+    """ASGI middleware: every request starts with no practice scope, whatever the process's
+    default (the command line's `serve` and `demo` run with ALL), so that a handler that never
+    learns the caller's practice reads nothing (`tenancy.NoTenantScope`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        with tenancy.sealed():
+            await self.app(scope, receive, send)
+
+
+def credential_units(db: "Database") -> Callable[..., "SqlUnitOfWork"]:
+    """The units of work of the web's account service (`AppState.accounts`): it resolves
+    credentials (tokens, session cookies, usernames: unique across practices) before the
+    caller's practice is known, so it reads across practices, and only it. It is never used
+    for a practice's records."""
+    return partial(db.uow, scope=tenancy.ALL)
+
+
+def enter_practice(practice: str) -> None:
+    """The rest of this request reads and writes `practice`'s records only."""
+    tenancy.enter(practice)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -46,14 +89,17 @@ async def api_user(request: Request, state: State) -> User:
         user = await run_in_threadpool(state.accounts.user_of_api_token, token)
     if user is None:
         raise _unauthorized("The API token is not valid.")
+    enter_practice(user.practice)
+    audit.identify(user)
     return user
 
 
 ApiUser = Annotated[User, Depends(api_user)]
 
 
-def room_viewer(room: str, request: Request, state: State) -> Room:
-    """The room a display token opens; 401 without a valid one, 403 for another room."""
+def find_room(room: str, request: Request, state: AppState) -> Room:
+    """The room a display token opens; 401 without a valid one, 403 for another room. (Sync,
+    for a handler on a worker thread, which then enters the room's practice itself.)"""
     token = bearer_token(request) or request.query_params.get("token")
     if not token:
         raise _unauthorized("A room token is required (Authorization: Bearer or ?token=).")
@@ -65,7 +111,44 @@ def room_viewer(room: str, request: Request, state: State) -> Room:
     return found
 
 
+async def room_viewer(room: str, request: Request, state: State) -> Room:
+    """As `find_room`, and the rest of the request is in the room's practice."""
+    found = await run_in_threadpool(find_room, room, request, state)
+    enter_practice(found.practice)
+    audit.identify_room(found)
+    return found
+
+
 RoomViewer = Annotated[Room, Depends(room_viewer)]
+
+
+async def refused_credential(request: Request) -> HTTPException | None:
+    """The 401 that an API request without a valid credential earns, for a request refused
+    before its dependencies ran (a body that is not JSON: FastAPI reads the body first), so
+    that nobody learns about an operation's input without a credential. None when the route
+    takes no credential or the request has a valid one."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    calls = _calls(dependant)
+    state: AppState = request.app.state.stepout
+    try:
+        if api_user in calls:
+            await api_user(request, state)
+        elif room_viewer in calls:
+            await room_viewer(str(request.path_params.get("room", "")), request, state)
+    except HTTPException as e:
+        return e if e.status_code == status.HTTP_401_UNAUTHORIZED else None
+    return None
+
+
+def _calls(dependant: Any) -> set[Any]:
+    found = set()
+    for sub in dependant.dependencies:
+        found.add(sub.call)
+        found |= _calls(sub)
+    return found
 
 
 def require(user: User, operation: str) -> None:
@@ -82,11 +165,16 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-def page_session(request: Request, state: State) -> WebSession:
+async def page_session(request: Request, state: State) -> WebSession:
+    """The signed-in browser's session (else the login page), in its user's practice."""
     token = request.cookies.get(SESSION_COOKIE)
-    found = None if token is None else state.accounts.web_session(token)
+    found = None
+    if token is not None:
+        found = await run_in_threadpool(state.accounts.web_session, token)
     if found is None:
         raise LoginRequired(request.url.path)
+    enter_practice(found.user.practice)
+    audit.identify(found.user)
     return found
 
 

@@ -16,6 +16,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from stepout.adapters.db import tenancy
+
 WRITE = "stepout_write"  # execution option that marks a connection's transactions as writes
 LEDGER_LOCK = 0x5374_6570_4F75_74  # pg_advisory_xact_lock key ("StepOut"), per database
 BUSY_TIMEOUT_MS = 30_000
@@ -117,5 +119,9 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def _pg_begin(conn: Connection) -> None:
+    # One round trip: the transaction's practice for row-level security (migration 0007,
+    # `tenancy`) and, for a write, the ledger's lock.
+    statement = f"SELECT set_config('{tenancy.SETTING}', %(scope)s, true)"
     if conn.get_execution_options().get(WRITE, False):
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
+        statement += f", pg_advisory_xact_lock({LEDGER_LOCK})"
+    conn.exec_driver_sql(statement, {"scope": tenancy.setting_value(tenancy.bound(conn))})

@@ -9,6 +9,9 @@ On SQLite a writing unit of work hands the inserts to a `Writer` thread. A large
 open; the next barrier (`settle`: the next append, read, commit) waits for them and, if they
 failed, rolls the savepoint back and raises the error there (an `EvolveError` when a
 constraint held), as `append` would have.
+
+Free text is sealed (`fieldcrypt`) just before chaining: `events.data` holds ciphertext, the
+chain's HMAC covers it, and the projections copy it as it is.
 """
 
 import hashlib
@@ -21,6 +24,7 @@ import orjson
 from sqlalchemy import Connection, NestedTransaction, select
 
 from stepout.adapters.db.bulk import Writer, insert_rows, integrity_errors
+from stepout.adapters.db.fieldcrypt import FieldCrypt
 from stepout.adapters.db.projection import Projector
 from stepout.adapters.db.queries import SqlRecords
 from stepout.adapters.db.rows import stream
@@ -123,6 +127,7 @@ class SqlLedger:
         self._keys = keys
         self._writable = writable
         self._writer = writer
+        self.crypt = FieldCrypt(conn, keys, None if writer is None else writer.drain)
         self._projector = Projector(conn, writer)
         self._head: Head | None = None
         self._integrity = integrity_errors(conn)
@@ -130,6 +135,10 @@ class SqlLedger:
 
     def reset(self) -> None:
         """Forget what this transaction knew (after a commit or a rollback)."""
+        self._forget()
+        self.crypt.end_transaction()
+
+    def _forget(self) -> None:
         self._head = None
         self._pending = None
         self._projector.reset()
@@ -169,7 +178,7 @@ class SqlLedger:
             head = self._head or read_head(conn)
             recorded = now()
             for i in range(0, len(events), self.CHUNK):
-                chunk = events[i : i + self.CHUNK]
+                chunk = self.crypt.seal_events(events[i : i + self.CHUNK], head.seq + 1)
                 rows, after = chain(chunk, head, recorded, self._keys.chain_key)
                 store(conn, rows, writer)
                 self._projector.apply(chunk, range(head.seq + 1, after.seq + 1), bulk=bulk)
@@ -191,15 +200,18 @@ class SqlLedger:
         if self._writer is not None:
             self._writer.discard()
         savepoint.rollback()
-        self.reset()
+        self._forget()
+        self.crypt.savepoint_rolled_back()
         if isinstance(exc, self._integrity):
-            raise explain(self._conn, events, exc) from exc
+            raise explain(self._conn, events, exc, self.crypt) from exc
         raise exc
 
 
-def explain(conn: Connection, events: Sequence[Event], exc: BaseException) -> EvolveError:
+def explain(
+    conn: Connection, events: Sequence[Event], exc: BaseException, crypt: FieldCrypt
+) -> EvolveError:
     """Why the database refused `events` (a constraint held), as an EvolveError."""
-    records = SqlRecords(conn)
+    records = SqlRecords(conn, crypt)
     lookups: dict[str, Callable[[Iterable[str]], dict[str, Any]]] = {
         "practice": records.practices,
         "session": records.sessions,

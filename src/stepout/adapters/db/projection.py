@@ -14,7 +14,7 @@ between. A test pins that both ways give the same row.
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
 from stepout.adapters.db import rows as r
 from stepout.adapters.db.bulk import Writer, insert_rows, update_rows
@@ -111,13 +111,18 @@ class Projector:
 
     def _read_next(self) -> dict[str, int]:
         self._sync()
-        top = self._conn.execute(
-            select(
-                select(func.max(SessionRow.pk)).scalar_subquery(),
-                select(func.max(ExitRow.pk)).scalar_subquery(),
-                select(func.max(ConcernRow.pk)).scalar_subquery(),
-            )
-        ).one()
+        if self._conn.dialect.name == "postgresql":
+            # The top keys of every practice, past the tenant wall (migration 0007): a writer
+            # scoped to one practice numbers its rows after all the others'.
+            top = self._conn.execute(text("SELECT * FROM stepout_top_pks()")).one()
+        else:
+            top = self._conn.execute(
+                select(
+                    select(func.max(SessionRow.pk)).scalar_subquery(),
+                    select(func.max(ExitRow.pk)).scalar_subquery(),
+                    select(func.max(ConcernRow.pk)).scalar_subquery(),
+                )
+            ).one()
         return {e: (pk or 0) + 1 for e, pk in zip(("session", "exit", "concern"), top, strict=True)}
 
     def _load(self, wanted: set[Key], slots: dict[Key, Slot]) -> None:

@@ -3,9 +3,12 @@
 `bundles` runs three ordered, streaming queries (sessions; their exits; their concerns) with
 the same filter and merges them in Python, so that memory stays bounded by one fetch chunk
 whatever the selection holds.
+
+Free text is stored sealed (`fieldcrypt`); the records built here hold it opened.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +24,8 @@ from sqlalchemy import (
     true,
 )
 
+from stepout.adapters.db import tenancy
+from stepout.adapters.db.fieldcrypt import FieldCrypt
 from stepout.adapters.db.rows import (
     CONCERN_COLUMNS,
     CONCERNS_BY_ID,
@@ -31,11 +36,12 @@ from stepout.adapters.db.rows import (
     SESSIONS_BY_ID,
     C,
     P,
+    Reveal,
     S,
     X,
     codes_of,
-    concern_of,
-    exit_of,
+    open_concern,
+    open_exit,
     practice_of,
     rows_by_id,
     session_of,
@@ -73,40 +79,59 @@ class OnConnection:
 
 
 class SqlRecords(OnConnection):
-    """Reads the projections inside one unit of work's transaction."""
+    """Reads the projections inside one unit of work's transaction; `crypt` opens the free
+    text."""
+
+    def __init__(
+        self, conn: Connection, crypt: FieldCrypt, settle: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(conn, settle)
+        self._reveal: Reveal = crypt.open
+
+    def _exit(self, row: Any) -> Exit:
+        return open_exit(row, self._reveal)
+
+    def _concern(self, row: Any) -> Concern:
+        return open_concern(row, self._reveal)
 
     def practice(self, practice_id: str) -> Practice | None:
         return self.practices([practice_id]).get(practice_id)
 
     def practices(self, ids: Iterable[str]) -> dict[str, Practice]:
         rows = rows_by_id(self._conn, PRACTICES_BY_ID, ids)
-        return {r[0]: practice_of(r) for r in rows}
+        return {r[0]: practice_of(r) for r in rows if self._reaches(r[0])}
 
     def session(self, session_id: str) -> Session | None:
         return self.sessions([session_id]).get(session_id)
 
     def sessions(self, ids: Iterable[str]) -> dict[str, Session]:
-        return {r[1]: session_of(r) for r in rows_by_id(self._conn, SESSIONS_BY_ID, ids)}
+        rows = rows_by_id(self._conn, SESSIONS_BY_ID, ids)
+        return {r[1]: session_of(r) for r in rows if self._reaches(r[2])}
+
+    def _reaches(self, practice: str) -> bool:
+        """Sealed tenants on every engine: a lookup by id finds nothing of a practice beyond
+        the unit of work's scope (its exits and concerns then have no session to show)."""
+        return tenancy.reaches(tenancy.bound(self._connection), practice)
 
     def exit(self, exit_id: str) -> Exit | None:
         return self.exits([exit_id]).get(exit_id)
 
     def exits(self, ids: Iterable[str]) -> dict[str, Exit]:
-        return {r[1]: exit_of(r) for r in rows_by_id(self._conn, EXITS_BY_ID, ids)}
+        return {r[1]: self._exit(r) for r in rows_by_id(self._conn, EXITS_BY_ID, ids)}
 
     def exits_of_session(self, session_id: str) -> list[Exit]:
         stmt = _EXITS.where(S.id == session_id).order_by(X.left_us, X.id)
-        return [exit_of(r) for r in self._conn.execute(stmt)]
+        return [self._exit(r) for r in self._conn.execute(stmt)]
 
     def concern(self, concern_id: str) -> Concern | None:
         return self.concerns([concern_id]).get(concern_id)
 
     def concerns(self, ids: Iterable[str]) -> dict[str, Concern]:
-        return {r[1]: concern_of(r) for r in rows_by_id(self._conn, CONCERNS_BY_ID, ids)}
+        return {r[1]: self._concern(r) for r in rows_by_id(self._conn, CONCERNS_BY_ID, ids)}
 
     def concerns_of_session(self, session_id: str) -> list[Concern]:
         stmt = _CONCERNS.where(S.id == session_id).order_by(C.raised_us, C.id)
-        return [concern_of(r) for r in self._conn.execute(stmt)]
+        return [self._concern(r) for r in self._conn.execute(stmt)]
 
     def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
         stmt = (
@@ -120,7 +145,7 @@ class SqlRecords(OnConnection):
             .limit(1)
         )
         row = self._conn.execute(stmt).first()
-        return None if row is None else exit_of(row)
+        return None if row is None else self._exit(row)
 
     def session_in_room(self, practice: str, room: str) -> Session | None:
         stmt = (
@@ -185,7 +210,7 @@ class SqlRecords(OnConnection):
             X.returned_us.is_not(None),
             X.signed_us.is_(None),
         ).order_by(X.left_us, X.id)
-        return [exit_of(r) for r in self._conn.execute(stmt)]
+        return [self._exit(r) for r in self._conn.execute(stmt)]
 
     def open_concerns(self, practice: str, limit: int) -> list[Concern]:
         stmt = (
@@ -193,10 +218,10 @@ class SqlRecords(OnConnection):
             .order_by(C.raised_us, C.id)
             .limit(limit)
         )
-        return [concern_of(r) for r in self._conn.execute(stmt)]
+        return [self._concern(r) for r in self._conn.execute(stmt)]
 
     def bundles(self, selection: Selection) -> Iterator[SessionBundle]:
-        return merge_bundles(self._conn, self._filter(selection))
+        return merge_bundles(self._conn, self._reveal, self._filter(selection))
 
     def bundles_to_judge(
         self,
@@ -227,10 +252,12 @@ class SqlRecords(OnConnection):
                     floors[text] = floor * MICROS_PER_MINUTE
             if floors:
                 wanted.append(S.end_us - S.start_us < case(floors, value=S.billed_codes, else_=0))
-        return merge_bundles(self._conn, condition, or_(*wanted)), counts
+        return merge_bundles(self._conn, self._reveal, condition, or_(*wanted)), counts
 
     def dump(self) -> Iterator[Session | Exit | Concern]:
-        for bundle in merge_bundles(self._conn, lambda practice: true()):
+        scope = tenancy.bound(self._connection)
+        mine = (lambda p: p == scope) if isinstance(scope, str) else (lambda p: true())
+        for bundle in merge_bundles(self._conn, self._reveal, mine):
             yield bundle.session
             yield from bundle.exits
             yield from bundle.concerns
@@ -238,7 +265,13 @@ class SqlRecords(OnConnection):
     def _filter(self, selection: Selection) -> Condition:
         """The selection as a condition on the sessions, with the practice read from the
         given column (the session's, or the copy an exit or concern holds: SQLite then
-        reads the few exits and sorts them rather than probing for each session)."""
+        reads the few exits and sorts them rather than probing for each session). Within a
+        practice's scope, only that practice is read, whatever the selection names."""
+        scope = tenancy.bound(self._connection)
+        if isinstance(scope, str):
+            if selection.practice not in (None, scope):
+                return lambda practice: false()
+            selection = replace(selection, practice=scope)
         base: list[ColumnElement[bool]] = [S.end_us.is_not(None)]
         if selection.therapist is not None:
             base.append(S.therapist == selection.therapist)
@@ -279,7 +312,10 @@ class SqlRecords(OnConnection):
 
 
 def merge_bundles(
-    conn: Connection, condition: Condition, only: ColumnElement[bool] | None = None
+    conn: Connection,
+    reveal: Reveal,
+    condition: Condition,
+    only: ColumnElement[bool] | None = None,
 ) -> Iterator[SessionBundle]:
     """Sessions matching `condition` (and `only`, which no session with an exit or a concern
     fails) in (start, id) order, each with its exits (by left_at, id) and concerns (by
@@ -298,7 +334,7 @@ def merge_bundles(
         .join_from(ConcernRow, SessionRow, C.session_pk == S.pk)
         .order_by(S.start_us, S.id, C.raised_us, C.id),
     )
-    # Exit rows end with their session's start (16), concern rows too (6); 2 is its id.
+    # Exit rows end with their session's start (17), concern rows too (7); 2 is its id.
     # A row whose session is not in the session stream is skipped: it sorts before.
     nx = next(exits, None)
     nc = next(concerns, None)
@@ -307,25 +343,25 @@ def merge_bundles(
         while (
             nx is not None
             and nx[2] != sid
-            and (nx[16] < start or (nx[16] == start and nx[2] < sid))
+            and (nx[17] < start or (nx[17] == start and nx[2] < sid))
         ):
             nx = next(exits, None)
         if nx is not None and nx[2] == sid:
             xs = []
             while nx is not None and nx[2] == sid:
-                xs.append(exit_of(nx))
+                xs.append(open_exit(nx, reveal))
                 nx = next(exits, None)
             exits_here: tuple[Exit, ...] = tuple(xs)
         else:
             exits_here = ()
         while (
-            nc is not None and nc[2] != sid and (nc[6] < start or (nc[6] == start and nc[2] < sid))
+            nc is not None and nc[2] != sid and (nc[7] < start or (nc[7] == start and nc[2] < sid))
         ):
             nc = next(concerns, None)
         if nc is not None and nc[2] == sid:
             cs = []
             while nc is not None and nc[2] == sid:
-                cs.append(concern_of(nc))
+                cs.append(open_concern(nc, reveal))
                 nc = next(concerns, None)
             concerns_here: tuple[Concern, ...] = tuple(cs)
         else:

@@ -3,6 +3,10 @@
 The column lists put each record's fields in its constructor's order, so that a row becomes a
 record with one positional call. The JSON lists (billed codes, safeguards) repeat a handful of
 values across millions of rows, so their decoded forms are cached.
+
+Free-text columns hold ciphertext (`fieldcrypt`). `exit_of` and `concern_of` keep it (the
+projection folds sealed records); `open_exit` and `open_concern` open it with a `reveal`
+function, for the records the rest of Stepout reads.
 """
 
 import itertools
@@ -44,14 +48,15 @@ SESSION_COLUMNS: Final[tuple[KeyedColumnElement[Any], ...]] = (
 )  # fmt: skip
 # Exit(id, session, source, left_at, reason, reason_note, returned_at, client_informed,
 #      explanation, safeguards, client_attended_by, ems, checked_in, signed_at,
-#      expected_minutes) after pk; the session id comes from the joined session.
+#      expected_minutes) after pk; the session id comes from the joined session; then the
+#      practice, whose data key sealed the free text.
 EXIT_COLUMNS: Final[tuple[KeyedColumnElement[Any], ...]] = (
     X.pk, X.id, S.id, X.source, X.left_us, X.reason, X.reason_note, X.returned_us,
     X.client_informed, X.explanation, X.safeguards, X.client_attended_by, X.ems,
-    X.checked_in, X.signed_us, X.expected_minutes,
+    X.checked_in, X.signed_us, X.expected_minutes, X.practice,
 )  # fmt: skip
 CONCERN_COLUMNS: Final[tuple[KeyedColumnElement[Any], ...]] = (
-    C.pk, C.id, S.id, C.raised_us, C.text, C.acknowledged_us,
+    C.pk, C.id, S.id, C.raised_us, C.text, C.acknowledged_us, C.practice,
 )  # fmt: skip
 
 
@@ -88,6 +93,28 @@ def exit_of(r: Sequence[Any]) -> Exit:
 
 def concern_of(r: Sequence[Any]) -> Concern:
     return Concern(r[1], r[2], r[3], r[4], r[5])
+
+
+# reveal(practice, entity, id, field, sealed value) -> the plain text (FieldCrypt.open)
+Reveal = Callable[[str, str, str, str, str | None], str | None]
+
+
+def open_exit(r: Sequence[Any], reveal: Reveal) -> Exit:
+    """`exit_of`, its free text opened."""
+    practice, id_ = r[16], r[1]
+    return Exit(
+        id_, r[2], r[3], r[4], r[5], reveal(practice, "exit", id_, "reason_note", r[6]),
+        r[7], r[8], reveal(practice, "exit", id_, "explanation", r[9]), safeguards_of(r[10]),
+        reveal(practice, "exit", id_, "client_attended_by", r[11]), r[12], bool(r[13]),
+        r[14], r[15],
+    )  # fmt: skip
+
+
+def open_concern(r: Sequence[Any], reveal: Reveal) -> Concern:
+    """`concern_of`, its text opened."""
+    text = reveal(r[6], "concern", r[1], "text", r[4])
+    assert text is not None  # a concern's text is required
+    return Concern(r[1], r[2], r[3], text, r[5])
 
 
 def practice_of(r: Sequence[Any]) -> Practice:

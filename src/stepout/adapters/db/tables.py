@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -231,7 +232,111 @@ class WebSessionRow(Base):
 # Staff authentication (migration 0003): multi-factor enrolment, recovery codes, throttling.
 
 
+class MfaFactorRow(Base):
+    """A user's TOTP secret, sealed with AES-GCM (a key derived from the key file, the user id
+    bound as associated data). `confirmed_us` stays empty until a first code proves the
+    enrolment; `last_step` is the last time step a code was accepted for, so that no code
+    works twice."""
+
+    __tablename__ = "mfa_factors"
+
+    user: Mapped[str] = mapped_column(Name, ForeignKey("users.id"), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    confirmed_us: Mapped[int | None] = mapped_column(BigInteger)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCodeRow(Base):
+    """One-time recovery codes, stored as SHA-256 hashes; `used_us` once spent."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user", "user"),)
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(Name, ForeignKey("users.id"))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    used_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PendingSignInRow(Base):
+    """A browser that gave the right password and still owes its second factor. It opens no
+    page but the second step's; a full browser session (`web_sessions`) replaces it."""
+
+    __tablename__ = "pending_sign_ins"
+    __table_args__ = (Index("ix_pending_sign_ins_user", "user"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(Name, ForeignKey("users.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    ended_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LoginFailureRow(Base):
+    """A failed password or code, for throttling. `subject` is a SHA-256 of the account name
+    or the address (neither is stored as typed); rows older than the window are deleted."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_subject", "subject", "at_us"),
+        Index("ix_login_failures_at", "at_us"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class MfaWaiverRow(Base):
+    """A practice whose staff sign in with a password only: the demo practice, never another
+    (only `stepout demo` writes here)."""
+
+    __tablename__ = "mfa_waivers"
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
 # Field encryption (migration 0004): each practice's data keys, wrapped.
 
 
+class DataKeyRow(Base):
+    """A practice's data key (AES-256-GCM) of one generation, wrapped (encrypted) with the key
+    file's encryption key `kek_version`: a nonce, then the ciphertext and its tag
+    (`stepout.adapters.db.datakeys`). New writes use a practice's highest generation."""
+
+    __tablename__ = "data_keys"
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kek_version: Mapped[int] = mapped_column(Integer)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
 # The audit trail (migration 0005).
+
+
+class AuditRow(Base):
+    """The audit trail: who read or wrote which record, when, from where, with what outcome.
+    Append-only and hash-chained like the ledger (`stepout.domain.audit_trail`); ids and names
+    of actions only, never health data. `item_count` is how many records a list read returned
+    (the lines an import read). One chain spans every practice: an append reads the head
+    across practices, so no row-level policy may hide rows of another practice from it."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target"),)
+
+    seq: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    recorded_us: Mapped[int] = mapped_column(BigInteger)
+    practice: Mapped[str | None] = mapped_column(Name)
+    actor: Mapped[str] = mapped_column(Name)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Name)
+    outcome: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    item_count: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

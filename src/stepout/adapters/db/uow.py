@@ -17,7 +17,9 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from stepout.adapters.db import tenancy
 from stepout.adapters.db.accounts import SqlAccounts
+from stepout.adapters.db.audit import SqlAudit
 from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE, write_queue
 from stepout.adapters.db.ledger import SqlLedger
@@ -29,8 +31,17 @@ class SqlUnitOfWork:
     records: SqlRecords
     ledger: SqlLedger
     accounts: SqlAccounts
+    audit: SqlAudit  # the audit trail, appended in this transaction (writing units only)
 
-    def __init__(self, engine: Engine, keys: Keys, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: Keys,
+        *,
+        read_only: bool = False,
+        scope: tenancy.Scope | None = None,  # default: the context's (tenancy.current)
+    ) -> None:
+        self._scope = scope
         self._engine = engine
         self._keys = keys
         self._read_only = read_only
@@ -57,8 +68,12 @@ class SqlUnitOfWork:
             raise
 
     def _open(self) -> Self:
+        # Sealed tenants: no practice scope, no unit of work. The scope is the connection's
+        # for every transaction it begins (PostgreSQL's row-level security: engine._pg_begin).
+        scope = tenancy.require() if self._scope is None else self._scope
         conn = self._engine.connect()
         try:
+            tenancy.bind(conn, scope)
             if not self._read_only:
                 conn.execution_options(**{WRITE: True})
             elif conn.dialect.name == "postgresql":
@@ -73,8 +88,9 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(conn, self._keys, writable=not self._read_only, writer=self._writer)
         # Only a writer leaves writes pending: then every read waits for them first.
         settle = self.ledger.settle if self._writer else None
-        self.records = SqlRecords(conn, settle)
+        self.records = SqlRecords(conn, self.ledger.crypt, settle)
         self.accounts = SqlAccounts(conn, settle)
+        self.audit = SqlAudit(conn, self._keys, writable=not self._read_only, settle=settle)
         return self
 
     def __exit__(
@@ -94,12 +110,14 @@ class SqlUnitOfWork:
                 conn.rollback()
         finally:
             self.ledger.reset()
+            self.audit.reset()
             conn.close()
             if not self._read_only and (queue := write_queue(self._engine)) is not None:
                 queue.release()
 
     def commit(self) -> None:
         conn = self.connection  # settles: raises if a pending write failed
+        self.audit.flush()  # records staged for the commit, in its transaction
         conn.commit()
         self.ledger.reset()
 
@@ -109,3 +127,4 @@ class SqlUnitOfWork:
         self.ledger.discard()
         self._conn.rollback()
         self.ledger.reset()
+        self.audit.reset()

@@ -9,6 +9,7 @@ from stepout.domain.commands import AcknowledgeConcern
 from stepout.domain.records import Concern
 from stepout.web.actions import perform
 from stepout.web.api.schemas import concern_json
+from stepout.web.audit import record_read
 from stepout.web.reading import may_see, not_found
 from stepout.web.security import ApiUser, State, require
 from stepout.web.state import AppState
@@ -29,7 +30,9 @@ def visible_concern(state: AppState, user: User, concern_id: str) -> Concern:
 @router.get("/concerns/{concern_id}", responses={404: {"description": "No such concern."}})
 def read_concern(concern_id: str, user: ApiUser, state: State) -> dict[str, Any]:
     require(user, "concerns.read")
-    return concern_json(visible_concern(state, user, concern_id))
+    concern = visible_concern(state, user, concern_id)
+    record_read(state, "concern.read", concern.id)
+    return concern_json(concern)
 
 
 @router.post(

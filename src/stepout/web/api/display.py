@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stepout.domain.accounts import Room
 from stepout.services.display import read_display
+from stepout.web.audit import record_read
 from stepout.web.links import concern_path
 from stepout.web.live import room_topic
 from stepout.web.security import RoomViewer, State, bearer_token
@@ -72,7 +73,9 @@ def display(room: str, viewer: RoomViewer, state: State, request: Request) -> di
     explanation given and when the therapist expects to be back; the practice's help text;
     and the concern link while a session is on and for 15 minutes after it ends. No names,
     nothing else about the client. Authorization: the room token (Bearer, or `?token=`)."""
-    return display_json(state, viewer, str(request.base_url))
+    found = display_json(state, viewer, str(request.base_url))
+    record_read(state, "display.read", viewer.id)
+    return found
 
 
 @router.get(
@@ -92,6 +95,7 @@ async def display_events(
 ) -> StreamingResponse:
     """Server-Sent Events of the room's display (for an `EventSource`, use `?token=`)."""
     token = bearer_token(request) or request.query_params.get("token") or ""
+    await run_in_threadpool(record_read, state, "display.read", viewer.id)  # one per stream
     stream = _events(state, viewer, token, str(request.base_url))
     return StreamingResponse(
         stream,

@@ -29,6 +29,7 @@ from stepout.web.api.schemas import (
     SafeguardBody,
     exit_json,
 )
+from stepout.web.audit import record_read
 from stepout.web.reading import visible_exit
 from stepout.web.security import ApiUser, State, require
 from stepout.web.state import AppState
@@ -57,6 +58,7 @@ def exits_to_sign(user: ApiUser, state: State) -> list[dict[str, Any]]:
     require(user, "exit.sign")
     with state.db.uow(read_only=True) as uow:
         exits = uow.records.exits_to_sign(user.practice, user.id)
+    record_read(state, "exit.list", "list", count=len(exits))
     return [exit_json(x) for x in exits]
 
 
@@ -65,6 +67,7 @@ def read_exit(exit_id: str, user: ApiUser, state: State) -> dict[str, Any]:
     require(user, "session.read")
     with state.db.uow(read_only=True) as uow:
         x, _ = visible_exit(uow.records, user, exit_id)
+    record_read(state, "exit.read", x.id)
     return exit_json(x)
 
 

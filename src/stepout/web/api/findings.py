@@ -11,9 +11,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from stepout.domain.instants import InstantError, parse_instant
 from stepout.policy.model import RULE_IDS
+from stepout.services.audit import span_target
 from stepout.services.ports import Selection
 from stepout.services.reporting import run_audit
 from stepout.web.api.schemas import bad_input
+from stepout.web.audit import record_read
 from stepout.web.security import ApiUser, State, require
 
 router = APIRouter(tags=["findings"])
@@ -77,6 +79,7 @@ def findings(
     if severity is not None:
         found = [f for f in found if f.severity == severity]
     page = found[offset : offset + limit]
+    record_read(state, "findings.read", span_target(date_from, date_to), count=len(page))
     response.headers["X-Total-Count"] = str(len(found))
     if offset + limit < len(found):
         following = request.url.include_query_params(offset=offset + limit, limit=limit)

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from stepout.services.audit import audit_import
 from stepout.services.importing import import_records
+from stepout.web import audit
 from stepout.web.security import ApiUser, State, require
 from stepout.web.state import AppState
 
@@ -28,8 +30,19 @@ class _Refused(Exception):
 
 
 def run_import(state: AppState, body: bytes, practice: str, actor: str) -> dict[str, Any]:
-    with state.db.uow() as uow:
-        report = import_records(uow, io.BytesIO(body), actor=actor, practice=practice)
+    """The import, with its audit record in its transaction (a rejected one is recorded as
+    failed, on its own)."""
+    caller = audit.current().caller
+    try:
+        with state.db.uow() as uow:
+            told = audit_import(uow, caller)
+            report = import_records(
+                uow, io.BytesIO(body), actor=actor, practice=practice, progress=told
+            )
+    except Exception as error:
+        audit.record_failed_import(state, error)
+        raise
+    audit.current().recorded = True
     created = {kind: n for kind, n in report.created.items() if kind != "practice"}
     return {"lines": report.lines, "created": created, "unchanged": report.unchanged}
 

@@ -15,6 +15,7 @@ from stepout.domain.records import Exit, Session
 from stepout.services.ports import AccountsUnitOfWork
 from stepout.web.actions import perform
 from stepout.web.api.schemas import NewExit, NewSession, exit_json, session_json
+from stepout.web.audit import record_read
 from stepout.web.reading import not_found, session_view, visible_session
 from stepout.web.security import ApiUser, State, require
 
@@ -42,6 +43,7 @@ def list_sessions(
         zone = "UTC" if practice is None else practice.timezone
         wanted = day or to_datetime(at).astimezone(ZoneInfo(zone)).date()
         found = _sessions_of_day(uow, user, wanted, zone)
+    record_read(state, "session.list", wanted.isoformat(), count=len(found))
     return [session_json(s, exits, at) for s, exits in found]
 
 
@@ -88,6 +90,7 @@ def read_session(session_id: str, user: ApiUser, state: State) -> dict[str, Any]
     """A session with its exits, gross and net minutes (and concerns, for supervisors)."""
     require(user, "session.read")
     view = session_view(state, user, session_id)
+    record_read(state, "session.read", view.session.id)
     return session_json(view.session, view.exits, state.now(), view.concerns)
 
 

@@ -12,6 +12,7 @@ from stepout.web.pages import (
     exits,
     fixes,
     live,
+    mfa,
     stepout,
     supervise,
 )
@@ -19,6 +20,7 @@ from stepout.web.pages import (
 router = APIRouter(include_in_schema=False)
 for module in (
     auth,
+    mfa,
     console,
     stepout,
     exits,

@@ -59,7 +59,14 @@ def nav_for(user: User) -> list[tuple[str, str]]:
 def staff(session: WebSession, zone: str, **values: Any) -> dict[str, Any]:
     """The context of a signed-in page: the user, the CSRF token its forms carry, the zone."""
     user = session.user
-    return {"user": user, "csrf": session.csrf, "zone": zone, "nav": nav_for(user), **values}
+    return {
+        "user": user,
+        "csrf": session.csrf,
+        "zone": zone,
+        "nav": nav_for(user),
+        "mfa_waived": session.mfa_waived,  # the demo practice: said on every page
+        **values,
+    }
 
 
 def is_htmx(request: Request) -> bool:

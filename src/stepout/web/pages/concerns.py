@@ -7,6 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import Form, HTTPException, Request, Response, status
 
+from stepout.adapters.db import tenancy
 from stepout.domain.commands import RaiseConcern
 from stepout.domain.protocol import ProtocolError
 from stepout.domain.records import Session
@@ -15,7 +16,7 @@ from stepout.web.actions import perform
 from stepout.web.errors import protocol_status
 from stepout.web.pages.routing import page_router
 from stepout.web.pages.templating import redirect, render
-from stepout.web.security import State, secure_cookies
+from stepout.web.security import State, enter_practice, secure_cookies
 from stepout.web.state import AppState
 
 router = page_router()
@@ -29,10 +30,14 @@ def linked_session(state: AppState, session_id: str, code: str) -> tuple[Session
     """The session the link names and the practice's emergency advice; 404 otherwise."""
     if len(code) > 100 or not concern_code_matches(state.keys.link_key, session_id, code):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_VALID)
-    with state.db.uow(read_only=True) as uow:
+    # The link is the credential: it names a session of some practice, read across them;
+    # the rest of the request is that practice's.
+    with state.db.uow(read_only=True, scope=tenancy.ALL) as uow:
         s = uow.records.session(session_id)
-        if s is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_VALID)
+    if s is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_VALID)
+    enter_practice(s.practice)
+    with state.db.uow(read_only=True) as uow:
         emergency = uow.accounts.help_text(s.practice).emergency
     return s, emergency
 

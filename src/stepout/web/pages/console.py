@@ -14,6 +14,7 @@ from stepout.domain.permissions import allowed
 from stepout.domain.protocol import ProtocolError
 from stepout.domain.records import Exit, Session
 from stepout.web.actions import perform
+from stepout.web.audit import record_read
 from stepout.web.errors import protocol_status
 from stepout.web.pages import wording
 from stepout.web.pages.common import staff, today_in, zone_of
@@ -58,6 +59,8 @@ def console_page(
 ) -> Response:
     zone = zone_of(state, session.user.practice)
     today = read_today(state, session.user, zone)
+    day = today_in(zone, state.now()).isoformat()
+    record_read(state, "session.list", day, count=len(today.sessions) + len(today.to_sign))
     context = staff(
         session,
         zone,
@@ -129,6 +132,7 @@ def session_page(
     require(user, "session.read")
     view = session_view(state, user, session_id)
     s = view.session
+    record_read(state, "session.read", s.id)
     zone = zone_of(state, user.practice)
     now = state.now()
     end = s.end if s.end is not None else max(now, s.start)

@@ -12,9 +12,10 @@ from fastapi import HTTPException, Request, Response
 
 from stepout.domain.accounts import Room
 from stepout.web.api.display import display_json
+from stepout.web.audit import identify_room, record_read
 from stepout.web.pages.routing import error_page, page_router
 from stepout.web.pages.templating import render
-from stepout.web.security import RoomViewer, State, bearer_token, room_viewer
+from stepout.web.security import RoomViewer, State, bearer_token, enter_practice, find_room
 from stepout.web.state import AppState
 
 router = page_router()
@@ -34,14 +35,18 @@ def zone_of_room(state: AppState, room: Room) -> str:
 @router.get("/display/{room}")
 def display_page(room: str, request: Request, state: State) -> Response:
     try:
-        viewer = room_viewer(room, request, state)
+        viewer = find_room(room, request, state)
     except HTTPException as e:
         return error_page(request, e.status_code, BAD_LINK)
+    enter_practice(viewer.practice)
+    identify_room(viewer)
     token = bearer_token(request) or request.query_params.get("token", "")
     query = f"token={quote(token, safe='')}"
+    data = display_json(state, viewer, str(request.base_url))
+    record_read(state, "display.read", viewer.id)
     context = {
         "room": viewer,
-        "data": display_json(state, viewer, str(request.base_url)),
+        "data": data,
         "zone": zone_of_room(state, viewer),
         "events_url": f"/api/v1/rooms/{quote(room, safe='')}/display/events?{query}",
         "qr_url": f"/display/{quote(room, safe='')}/qr.svg?{query}",

@@ -12,6 +12,7 @@ from stepout.domain.commands import Command, Return, SignExit
 from stepout.domain.permissions import allowed
 from stepout.domain.protocol import ProtocolError
 from stepout.web.actions import perform
+from stepout.web.audit import record_read
 from stepout.web.errors import protocol_status
 from stepout.web.pages import wording
 from stepout.web.pages.addendum import addendum
@@ -39,6 +40,7 @@ def exit_page(
     require(user, "session.read")
     with state.db.uow(read_only=True) as uow:
         x, s = visible_exit(uow.records, user, exit_id)
+    record_read(state, "exit.read", x.id)
     zone = zone_of(state, user.practice)
     own = s.therapist == user.id
     away = x.returned_at is None and s.in_progress

@@ -9,6 +9,7 @@ from fastapi import Form, Request, Response, status
 from stepout.domain.commands import DeclareExit
 from stepout.domain.protocol import ProtocolError
 from stepout.web.actions import perform
+from stepout.web.audit import record_read
 from stepout.web.errors import protocol_status
 from stepout.web.pages import wording
 from stepout.web.pages.common import staff, text, zone_of
@@ -51,6 +52,7 @@ def form_page(
     s = check_session(state, user, session_id)
     with state.db.uow(read_only=True) as uow:
         already_out = uow.records.open_exit_of_therapist(user.practice, user.id)
+    record_read(state, "session.read", s.id)
     context = staff(
         session,
         zone_of(state, user.practice),

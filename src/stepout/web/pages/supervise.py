@@ -7,6 +7,7 @@ from stepout.domain.commands import AcknowledgeConcern
 from stepout.domain.permissions import allowed
 from stepout.domain.protocol import ProtocolError
 from stepout.web.actions import perform
+from stepout.web.audit import record_read
 from stepout.web.errors import protocol_status
 from stepout.web.pages import wording
 from stepout.web.pages.common import is_htmx, staff, zone_of
@@ -30,10 +31,13 @@ def overview_page(
     user = session.user
     require(user, "session.read")
     zone = zone_of(state, user.practice)
+    overview = read_overview(state, user, zone)
+    listed = len(overview.concerns) + len(overview.exits) + len(overview.billing)
+    record_read(state, "overview.read", "list", count=listed)
     context = staff(
         session,
         zone,
-        overview=read_overview(state, user, zone),
+        overview=overview,
         sees_concerns=allowed(user, "concerns.read"),
         can_acknowledge=allowed(user, "concern.acknowledge"),
         sees_findings=allowed(user, "findings.read"),
