@@ -9,6 +9,7 @@ And the application's own unit of work, connected as that role, finds nothing of
 its query names B.
 """
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -431,3 +432,59 @@ def test_the_walls_come_down_and_up_again(walled_anew: Walled) -> None:
     walled.db.migrate()
     with engine.connect() as conn:
         assert set(walled_tables(conn)) == set(walled.owners)
+
+
+OWNER: Final = "stepout_owner_probe"
+
+
+@pytest.mark.postgres
+def test_an_owner_that_is_not_a_superuser_migrates_and_imports(
+    postgres_server: str, keys: Keys
+) -> None:
+    """The recommended set-up: the schema's owner is an ordinary role. It runs every migration
+    (0007's function sets the scope in its body, which needs no superuser), and a bulk import
+    under the wall fills the walled tables (COPY is refused under row-level security, so the
+    rows go in as INSERTs)."""
+    import io
+
+    from stepout.services.importing import import_records
+    from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
+
+    name = f"stepout_t_{secrets.token_hex(6)}"
+    with (
+        psycopg.connect(postgres_server, autocommit=True) as admin,
+        contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation),
+    ):
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB").format(
+                sql.Identifier(OWNER)
+            )
+        )
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(OWNER)
+            )
+        )
+    host = postgres_server.rsplit("@", 1)[-1].rsplit("/", 1)[0]
+    url = sqlalchemy_url(f"postgresql://{OWNER}@{host}/{name}")
+    try:
+        db = Database.open(url, keys=keys, migrate=False)
+        try:
+            db.migrate()
+            buffer = io.BytesIO()
+            write_jsonl(generate(GeneratorConfig(sessions=300, seed=5)), buffer)
+            buffer.seek(0)
+            with tenancy.scope(tenancy.ALL), db.uow() as uow:
+                report = import_records(uow, buffer)
+            assert report.created["session"] == 300
+            with db.uow(read_only=True, scope=tenancy.ALL) as uow:
+                assert len(uow.records.sessions_of_practice("demo", 0, 2**62)) == 300
+            assert db.verify_ledger().ok
+        finally:
+            db.dispose()
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -54,8 +54,18 @@
 
   function refresh() {
     if (editing || !window.htmx) { return; }
-    window.htmx.ajax("GET", window.location.href, { target: "#main", select: "#main", swap: "outerHTML" });
+    window.htmx.ajax("GET", window.location.href, {
+      target: "#main", select: "#main", swap: "outerHTML", headers: { "X-Stepout-Refresh": "1" }
+    });
   }
+
+  // A refresh sent before the therapist started typing must not land on what they typed.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig;
+    if (editing && config && config.headers && config.headers["X-Stepout-Refresh"]) {
+      event.detail.shouldSwap = false;
+    }
+  });
 
   function follow(url) {
     if (!window.EventSource) { return; }

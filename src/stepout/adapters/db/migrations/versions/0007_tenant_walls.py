@@ -86,14 +86,25 @@ UNWALLED: Final = ("events", "audit_log", "login_failures")  # see above; a test
 
 
 # The projection numbers new rows after the highest key of every practice, which a scoped
-# transaction cannot see: this function reads them in the scope `*` (its SET clause), and
-# tells nothing but three numbers.
-TOP_PKS: Final = (
-    "CREATE FUNCTION stepout_top_pks(OUT sessions bigint, OUT exits bigint, OUT concerns bigint) "
-    "LANGUAGE sql STABLE SET stepout.practice = '*' AS $$ SELECT "
-    "(SELECT max(pk) FROM sessions), (SELECT max(pk) FROM exits), (SELECT max(pk) FROM concerns)"
-    " $$"
-)
+# transaction cannot see: this function reads them in the scope `*` and puts the caller's scope
+# back, and tells nothing but three numbers. (It sets the scope in its body: a `SET` clause on
+# a function needs a superuser for a setting PostgreSQL does not know, and the owner need not
+# be one.)
+TOP_PKS: Final = """
+CREATE FUNCTION stepout_top_pks(OUT top_session bigint, OUT top_exit bigint,
+                                OUT top_concern bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    caller text := coalesce(current_setting('stepout.practice', true), '');
+BEGIN
+    PERFORM set_config('stepout.practice', '*', true);
+    SELECT max(pk) INTO top_session FROM sessions;
+    SELECT max(pk) INTO top_exit FROM exits;
+    SELECT max(pk) INTO top_concern FROM concerns;
+    PERFORM set_config('stepout.practice', caller, true);
+END
+$$
+"""
 
 
 def upgrade() -> None:
