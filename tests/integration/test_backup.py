@@ -97,6 +97,7 @@ def test_a_backup_taken_while_exits_are_declared_restores_and_verifies(
     assert writer.error is None, writer.error
     assert "The key file is not in it" in output
     assert len(writer.acknowledged) > len(before), "the writer did not write during the backup"
+    assert out.stat().st_mode & 0o777 == 0o600  # readable by its owner only
 
     if db.dialect == "sqlite":
         with sqlite3.connect(out) as conn:

@@ -58,6 +58,21 @@ def test_opening_sqlite_creates_its_folder_and_migrates(tmp_path: Path) -> None:
         db.dispose()
 
 
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Whatever the umask: SQLite gives its write-ahead log the database file's mode."""
+    path = tmp_path / "stepout.db"
+    db = Database.open(f"sqlite:///{path}", keys=run_keys())
+    try:
+        with db.uow() as uow:
+            uow.connection.exec_driver_sql("CREATE TABLE probe (x)")
+            uow.commit()
+        wal = path.with_name(path.name + "-wal")
+        assert wal.exists()
+        assert {p.stat().st_mode & 0o777 for p in (path, wal)} == {0o600}
+    finally:
+        db.dispose()
+
+
 @pytest.mark.postgres
 def test_opening_an_unmigrated_postgres_database_says_to_run_init(postgres_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="stepout init"):

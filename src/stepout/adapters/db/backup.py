@@ -51,6 +51,8 @@ def backup(url: str | URL, out: Path) -> BackupResult:
         raise BackupError(f"{out.parent} is not a folder")
     partial = out.with_name(out.name + PARTIAL)
     started = time.perf_counter()
+    partial.unlink(missing_ok=True)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # owner only
     try:
         backend = parsed.get_backend_name()
         if backend == "sqlite":
@@ -73,7 +75,6 @@ def _sqlite(url: URL, partial: Path) -> None:
     source_path = Path(url.database).expanduser()
     if not source_path.is_file():
         raise BackupError(f"there is no database at {source_path}")
-    partial.unlink(missing_ok=True)
     source = sqlite3.connect(source_path)  # read only by use: a WAL reader needs its -shm
     try:
         source.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -8,6 +8,8 @@ transaction first takes a transaction-level advisory lock, the same queue. Eithe
 transactions are serialised, and the ledger's head read inside one cannot go stale.
 """
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,14 @@ def normalize_url(url: str | URL) -> URL:
 
 def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _create_private(path: Path) -> None:
+    """Create an SQLite file (and its folder) readable by its owner only, if it is not there:
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def create_engine_for(url: str | URL, **options: Any) -> Engine:
@@ -88,7 +98,7 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
         options.setdefault("pool_size", 20)
         options.setdefault("max_overflow", 20)
         if url.database:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(url.database).expanduser())
     engine = create_engine(url, **options)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
