@@ -9,13 +9,12 @@ hash and the canonical bytes of the entry. The canonical bytes start with a fixe
 entry of one chain can never pass for an entry of the other. The first entry links to GENESIS.
 """
 
-import hmac
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import orjson
 
-from stepout.domain.chain import GENESIS, ChainBreak, VerifyResult, entry_hash
+from stepout.domain.chain import GENESIS, ChainBreak, VerifyResult, entry_hash, verify_chain
 
 DOMAIN: Final = "stepout/audit/1"  # the first element of every audit entry's canonical bytes
 
@@ -25,7 +24,6 @@ __all__ = [
     "AuditEntry",
     "ChainBreak",
     "VerifyResult",
-    "audit_first_break",
     "canonical_audit",
     "entry_hash",
     "verify_audit_chain",
@@ -95,30 +93,4 @@ class AuditEntry(NamedTuple):
 
 def verify_audit_chain(entries: Iterable[AuditEntry], key: bytes) -> VerifyResult:
     """Walk the entries in `seq` order, from the first, and stop at the first break."""
-    prev, expected, checked = GENESIS, 1, 0
-    for entry in entries:
-        problem = _problem(key, entry, prev, expected)
-        if problem is not None:
-            return VerifyResult(checked, problem.seq, problem.reason, prev)
-        prev, expected, checked = entry.hash, expected + 1, checked + 1
-    return VerifyResult(checked, head=prev)
-
-
-def audit_first_break(entries: Iterable[AuditEntry], key: bytes) -> ChainBreak | None:
-    """The first audit entry that is missing, misplaced or altered; None when intact."""
-    result = verify_audit_chain(entries, key)
-    if result.first_broken is None:
-        return None
-    return ChainBreak(result.first_broken, result.reason or "")
-
-
-def _problem(key: bytes, entry: AuditEntry, prev: str, expected: int) -> ChainBreak | None:
-    if entry.seq != expected:
-        if entry.seq > expected:
-            return ChainBreak(expected, f"audit entry {expected} is missing (next is {entry.seq})")
-        return ChainBreak(expected, f"audit entry {entry.seq} appears again after {expected - 1}")
-    if entry.prev_hash != prev:
-        return ChainBreak(entry.seq, "prev_hash does not match the previous audit entry's hash")
-    if not hmac.compare_digest(entry.hash, entry_hash(key, prev, entry.canonical())):
-        return ChainBreak(entry.seq, "hash does not match the audit entry's content")
-    return None
+    return verify_chain(entries, key, noun="audit entry")

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -90,32 +90,37 @@ class VerifyResult:
         return self.first_broken is None
 
 
-def verify_chain(entries: Iterable[LedgerEntry], key: bytes) -> VerifyResult:
-    """Walk the entries in `seq` order, from the first, and stop at the first break."""
+class Chained(Protocol):
+    """A stored entry of a chain: the ledger's (`LedgerEntry`) or the audit trail's."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    def canonical(self) -> bytes: ...
+
+
+def verify_chain(entries: Iterable[Chained], key: bytes, *, noun: str = "entry") -> VerifyResult:
+    """Walk the entries in `seq` order, from the first, and stop at the first break. `noun`
+    names an entry in the reasons ("audit entry 7 is missing")."""
     prev, expected, checked = GENESIS, 1, 0
     for entry in entries:
-        problem = _problem(key, entry, prev, expected)
+        problem = _problem(key, entry, prev, expected, noun)
         if problem is not None:
             return VerifyResult(checked, problem.seq, problem.reason, prev)
         prev, expected, checked = entry.hash, expected + 1, checked + 1
     return VerifyResult(checked, head=prev)
 
 
-def first_break(entries: Iterable[LedgerEntry], key: bytes) -> ChainBreak | None:
-    """The first entry that is missing, misplaced or altered; None for an intact chain."""
-    result = verify_chain(entries, key)
-    if result.first_broken is None:
-        return None
-    return ChainBreak(result.first_broken, result.reason or "")
-
-
-def _problem(key: bytes, entry: LedgerEntry, prev: str, expected: int) -> ChainBreak | None:
+def _problem(key: bytes, entry: Chained, prev: str, expected: int, noun: str) -> ChainBreak | None:
     if entry.seq != expected:
         if entry.seq > expected:
-            return ChainBreak(expected, f"entry {expected} is missing (next is {entry.seq})")
-        return ChainBreak(expected, f"entry {entry.seq} appears again after {expected - 1}")
+            return ChainBreak(expected, f"{noun} {expected} is missing (next is {entry.seq})")
+        return ChainBreak(expected, f"{noun} {entry.seq} appears again after {expected - 1}")
     if entry.prev_hash != prev:
-        return ChainBreak(entry.seq, "prev_hash does not match the previous entry's hash")
+        return ChainBreak(entry.seq, f"prev_hash does not match the previous {noun}'s hash")
     if not hmac.compare_digest(entry.hash, entry_hash(key, prev, entry.canonical())):
-        return ChainBreak(entry.seq, "hash does not match the entry's content")
+        return ChainBreak(entry.seq, f"hash does not match the {noun}'s content")
     return None
