@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stepout import __version__
+from stepout.adapters.db.engine import create_engine_for
 from stepout.cli import app
 
 SESSION = (
@@ -183,9 +184,21 @@ def test_verify_and_rebuild_keep_the_records(cli: CliRunner, tmp_path: Path) -> 
     assert run(cli, "billing", "--format", "json") == before
 
 
-def test_demo_builds_the_practice_and_can_run_twice(cli: CliRunner) -> None:
+def test_demo_builds_the_practice_and_can_run_twice(cli: CliRunner, database_url: str) -> None:
     first = run(cli, "demo", "--sessions", "500", "--no-serve")
     assert "Exits by reason" in first
     assert "Findings" in first
     second = " ".join(run(cli, "demo", "--sessions", "500", "--no-serve").split())
     assert "(0 records added," in second
+    # The demo's records came in through an import, which the audit trail records once.
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            imports = conn.exec_driver_sql(
+                "SELECT actor, channel FROM audit_log WHERE action = 'records.import'"
+            ).all()
+    finally:
+        engine.dispose()
+    assert len(imports) == 1
+    assert imports[0][0].startswith("cli:")
+    assert imports[0][1] == "cli"

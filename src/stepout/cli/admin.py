@@ -23,6 +23,7 @@ from stepout.cli.common import (
 )
 from stepout.cli.summary import print_summary
 from stepout.domain.instants import now
+from stepout.services.audit import audit_import, cli_caller
 from stepout.services.checkpoint import (
     CHAINS,
     PROJECTIONS,
@@ -278,7 +279,8 @@ def _build_demo(
             fail(f"the demo practice: {e}")
     try:
         with err_console.status("Importing…"), db.uow() as uow:
-            report = import_records(uow, buffer, actor="demo")
+            told = audit_import(uow, cli_caller())
+            report = import_records(uow, buffer, actor="demo", progress=told)
     except ImportRejected as rejected:
         fail(
             "the database already holds other records under the demo's ids "
