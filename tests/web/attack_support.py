@@ -80,6 +80,7 @@ class Records:
     canaries: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)  # its API and room tokens
     concern_links: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # finding keys (hashes, not secrets)
 
     def ids(self, param: str) -> list[str]:
         """This practice's ids for a path parameter."""
@@ -88,6 +89,7 @@ class Records:
             "exit_id": self.exits,
             "concern_id": self.concerns,
             "room": self.rooms,
+            "key": self.findings,
         }.get(param, [])
 
     def forbidden(self) -> list[str]:
@@ -155,6 +157,7 @@ def make_records(web: Web, made: Practice, prefix: str) -> Records:
         _api(web, sup, "POST", f"/exits/{x}/amend", amended)
         amended = {"changes": {"text": c("amended concern")}, "note": c("concern note")}
         _api(web, sup, "POST", f"/concerns/{concern.id}/amend", amended)
+    rec.findings.extend(f["key"] for f in _api(web, sup, "GET", "/findings"))
     return rec
 
 
@@ -173,6 +176,8 @@ def json_body(method: str, path: str, room: str = ANY_ROOM) -> Any:
     if method != "POST":
         return None
     last = path.rsplit("/", 1)[1]
+    if "/findings/" in path:  # a finding's review
+        return {"assignee": "a-ther"} if last == "assign" else {"note": "Synthetic note."}
     return {
         "sessions": {"client": "c-0001", "room": room, "billed_codes": ["90834"]},
         "exits": {

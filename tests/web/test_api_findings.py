@@ -72,8 +72,14 @@ def test_the_practices_findings_as_the_audit_reports_them(web_any: Web) -> None:
             web_any.state.policy,
             parse_instant("2026-03-01T00:00:00+00:00"),
         )
-    assert found == [f.as_dict() for f in audit]
+    # The findings of `stepout audit --format json`, each with its key and review state.
+    assert [{k: v for k, v in f.items() if k not in ("key", "review")} for f in found] == [
+        f.as_dict() for f in audit
+    ]
+    assert all(f["review"]["state"] == "open" for f in found)
     assert set(found[0]) == {
+        "key",
+        "review",
         "rule",
         "severity",
         "session",

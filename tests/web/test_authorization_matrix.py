@@ -108,6 +108,7 @@ class Matrix:
             "session_id": rec.sessions[0],
             "exit_id": rec.exits[0],
             "concern_id": rec.concerns[0],
+            "key": rec.findings[0],
             "room": "room-1",
             "code": code,
         }

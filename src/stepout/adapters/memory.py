@@ -214,6 +214,9 @@ class MemoryLedger:
 
     def append(self, events: Sequence[Event]) -> None:
         for event in events:
+            if event.kind.startswith("finding."):  # a review: see `MemoryReviews`
+                self._events.append(event)
+                continue
             key = _key(event)
             self._records[key] = evolve(self._records.get(key), event)
             self._events.append(event)

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from stepout import __version__
-from stepout.cli import accounts, admin, keys, records, reports, serve
+from stepout.cli import accounts, admin, keys, records, report, reports, serve
 
 app = typer.Typer(
     name="stepout",
@@ -39,6 +39,7 @@ app.command("generate")(records.generate_)
 app.command("audit")(reports.audit)
 app.command("billing")(reports.billing)
 app.command("summary")(reports.summary)
+app.command("report")(report.report)
 app.command("verify")(admin.verify)
 app.command("checkpoint")(admin.checkpoint)
 app.command("backup")(admin.backup)

@@ -60,6 +60,11 @@ KINDS: Final[dict[str, str]] = {
     "concern.raised": "session, raised_at, text",
     "concern.acknowledged": "acknowledged_at",
     "concern.amended": "changes {field: value}, note",
+    # A finding's review (subject: the finding's key; `stepout.domain.reviews`): each repeats
+    # the finding's rule, session, exit and therapist. Not records: `evolve_review` folds them.
+    "finding.acknowledged": "rule, session, exit, therapist, note",
+    "finding.assigned": "rule, session, exit, therapist, assignee",
+    "finding.resolved": "rule, session, exit, therapist, note",
 }
 
 CREATES: Final = frozenset(
@@ -88,6 +93,8 @@ def evolve(current: Record | None, event: Event) -> Record:
     kind, d = event.kind, event.data
     if kind not in KINDS:
         raise EvolveError(f"{kind}: not an event kind of the ledger")
+    if kind.startswith("finding."):
+        raise EvolveError(f"{kind}: a finding's review is folded by domain.reviews, not here")
     if kind in CREATES:
         if current is not None:
             raise EvolveError(f"{kind}: {event.subject} already exists")

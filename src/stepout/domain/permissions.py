@@ -22,8 +22,12 @@ OPERATIONS: Final[dict[str, frozenset[Role]]] = {
     "findings.read": frozenset({"admin", "supervisor", "therapist", "biller"}),
     "concerns.read": frozenset({"admin", "supervisor"}),
     "concern.acknowledge": frozenset({"supervisor"}),
+    # A finding's review (acknowledge, assign, resolve); a therapist reads the reviews of the
+    # findings about their sessions and of those assigned to them, through findings.read.
+    "finding.review": frozenset({"admin", "supervisor"}),
     "records.import": frozenset({"admin"}),
     "billing.read": frozenset({"admin", "supervisor", "biller"}),
+    "dashboard.read": frozenset({"admin", "supervisor"}),
     "accounts.read": frozenset({"admin"}),
 }
 
@@ -65,6 +69,9 @@ ROUTES: Final[dict[str, Access]] = {
     "POST /api/v1/concerns/{concern_id}/amend": ("record.amend", "concerns.read"),
     "POST /api/v1/records": "records.import",
     "GET /api/v1/findings": "findings.read",
+    "POST /api/v1/findings/{key}/acknowledge": "finding.review",
+    "POST /api/v1/findings/{key}/assign": "finding.review",
+    "POST /api/v1/findings/{key}/resolve": "finding.review",
     "GET /api/v1/rooms/{room}/display": ROOM_DISPLAY,
     "GET /api/v1/rooms/{room}/display/events": ROOM_DISPLAY,
     "GET /api/v1/openapi.json": PUBLIC,
@@ -95,7 +102,13 @@ ROUTES: Final[dict[str, Access]] = {
     "POST /console/exits/{exit_id}/sign": "exit.sign",
     "POST /console/exits/{exit_id}/amend": "record.amend",
     "GET /supervise": "session.read",
+    "GET /supervise/dashboard": "dashboard.read",
+    "GET /supervise/dashboard/sessions": "dashboard.read",
+    "GET /supervise/dashboard/report": "dashboard.read",
     "POST /supervise/concerns/{concern_id}/acknowledge": "concern.acknowledge",
+    "POST /supervise/findings/{key}/acknowledge": "finding.review",
+    "POST /supervise/findings/{key}/assign": "finding.review",
+    "POST /supervise/findings/{key}/resolve": "finding.review",
     "GET /admin": "accounts.read",
     "GET /display/{room}": ROOM_DISPLAY,
     "GET /display/{room}/qr.svg": ROOM_DISPLAY,
@@ -112,7 +125,7 @@ ROUTES: Final[dict[str, Access]] = {
 OPERATOR_COMMANDS: Final = frozenset(
     {
         "init", "demo", "serve", "import", "export", "generate", "audit", "billing", "summary",
-        "verify", "checkpoint", "backup", "rebuild", "policy show",
+        "verify", "checkpoint", "backup", "rebuild", "policy show", "report",
         "keys generate", "keys status", "keys rotate", "keys rewrap", "keys retire",
         "practices add", "practices help",
         "users add", "users list", "users password", "users disable", "users enable",

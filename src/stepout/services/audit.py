@@ -65,6 +65,9 @@ ACTIONS: Final[dict[str, str]] = {
     "concern.amend": "a concern's record amended",
     "concern.raise": "a client raised a concern (through the session's private link)",
     "concern.acknowledge": "a supervisor acknowledged a concern",
+    "finding.acknowledge": "a finding acknowledged, with a note (target: the finding's key)",
+    "finding.assign": "a finding assigned to a therapist (target: the finding's key)",
+    "finding.resolve": "a finding resolved, with a note (target: the finding's key)",
     "records.import": "records imported (JSON Lines)",
     # Reads of health data: recorded before the data is returned.
     "session.read": "one session, with its exits (and concerns, for supervisors)",
@@ -77,6 +80,9 @@ ACTIONS: Final[dict[str, str]] = {
     "billing.read": "billing lines of a selection (count: how many)",
     "summary.read": "the at-a-glance summary (`stepout summary`)",
     "records.export": "every stored record exported (count: how many)",
+    "dashboard.read": "the supervisor's dashboard: its charts' figures (target: the period)",
+    "report.export": "a monthly report (`stepout report`, or the dashboard's download; "
+    "target: the month's dates, or the one practice)",
     "display.read": "a room display's state (its page, JSON or event stream)",
     # Signing in and out, and refusals.
     "login.succeeded": "a browser signed in (the last step: password, and code if asked)",

@@ -1,9 +1,10 @@
 """Field encryption: the free-text health fields, sealed with their practice's data key.
 
 What is sealed (`SEALED`): an exit's `reason_note`, `explanation` and `client_attended_by`, the
-note of an EMS decision, a concern's `text`, and an amendment's `note` and the free-text values
-in its `changes`. They are sealed in the ledger's events before they are chained (so the
-chain's HMAC covers the stored ciphertext), and the projections copy the ciphertext as it is.
+note of an EMS decision, a concern's `text`, an amendment's `note` and the free-text values
+in its `changes`, and the notes of a finding's review (acknowledged, resolved). They are
+sealed in the ledger's events before they are chained (so the chain's HMAC covers the stored
+ciphertext), and the projections copy the ciphertext as it is.
 `SqlRecords` opens them when it builds records: everything above storage sees plain text.
 
 A sealed value is text:
@@ -51,6 +52,8 @@ FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "session": (),  # client ids are pseudonymous: a session holds no free text
     "exit": ("reason_note", "explanation", "client_attended_by"),
     "concern": ("text",),
+    # A finding's review (`finding_reviews`, keyed by the finding's key): its two notes.
+    "finding": ("acknowledged_note", "resolved_note"),
 }
 
 
@@ -79,6 +82,8 @@ SEALED: Final[dict[str, Plan]] = {
     "session.amended": Plan("session", amended=True),
     "exit.amended": Plan("exit", amended=True),
     "concern.amended": Plan("concern", amended=True),
+    "finding.acknowledged": Plan("finding", (("note", "acknowledged_note"),)),
+    "finding.resolved": Plan("finding", (("note", "resolved_note"),)),
 }
 # The event kinds whose data holds no free text (a test checks SEALED and PLAIN cover KINDS).
 PLAIN: Final = frozenset(
@@ -92,6 +97,7 @@ PLAIN: Final = frozenset(
         "exit.checked_in",
         "exit.signed",
         "concern.acknowledged",
+        "finding.assigned",  # the finding's ids and the assignee's user id
     }
 )
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, select, text
 
+from stepout.adapters.db import reviews
 from stepout.adapters.db import rows as r
 from stepout.adapters.db.bulk import Writer, insert_rows, update_rows
 from stepout.adapters.db.fastrows import (
@@ -38,6 +39,7 @@ from stepout.domain.chain import canonical_data
 from stepout.domain.events import CREATES, Event, EvolveError, Record, evolve
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.reviews import REVIEW_KINDS
 
 AMENDMENT_COLUMNS: Final = ("seq", "entity", "subject", "at_us", "note", "changes")
 TABLES: Final = {"session": "sessions", "exit": "exits", "concern": "concerns"}
@@ -93,6 +95,16 @@ class Projector:
         """Fold `events` (ledger entries `seqs`) into the tables; with `bulk` false, insert
         here rather than on the writer's thread (a few rows are not worth the hand-over)."""
         self._bulk = bulk
+        if any(e.kind in REVIEW_KINDS for e in events):
+            # A finding's review is no record: its own table (`reviews`), after the rest.
+            kept = [(e, seq) for e, seq in zip(events, seqs, strict=True)]
+            rest = [(e, seq) for e, seq in kept if e.kind not in REVIEW_KINDS]
+            if rest:
+                self.apply([e for e, _ in rest], [seq for _, seq in rest], bulk=bulk)
+            self._sync()
+            found = [(e, seq) for e, seq in kept if e.kind in REVIEW_KINDS]
+            reviews.project(self._conn, [e for e, _ in found], [seq for _, seq in found])
+            return
         if self._next is None:
             self._next = self._read_next()
         if len(self._refs) > REFS_LIMIT:

@@ -69,6 +69,8 @@ class SessionRow(Base):
     __table_args__ = (
         Index("ix_sessions_practice_start", "practice", "start_us", "id"),
         Index("ix_sessions_therapist", "therapist"),
+        # The dashboard's per-therapist counts, in index order (migration 0009).
+        Index("ix_sessions_practice_therapist", "practice", "therapist", "start_us", "end_us"),
         Index(
             "ix_sessions_open_room",
             "practice",
@@ -151,7 +153,38 @@ class AmendmentRow(Base):
     changes: Mapped[str] = mapped_column(Text)  # canonical JSON object
 
 
-PROJECTIONS = ("amendments", "concerns", "exits", "sessions", "practices")  # children first
+class FindingReviewRow(Base):
+    """A finding's review (`stepout.domain.reviews`): one row per finding key, folded from its
+    `finding.*` events. The finding's ids are repeated from the events; the notes are sealed
+    (`fieldcrypt`, entity `finding`, id: the key)."""
+
+    __tablename__ = "finding_reviews"
+    __table_args__ = (
+        Index("ix_finding_reviews_practice_state", "practice", "state"),
+        Index("ix_finding_reviews_assignee", "practice", "assignee"),
+    )
+
+    key: Mapped[str] = mapped_column(Name, primary_key=True)
+    practice: Mapped[str] = mapped_column(Name)
+    rule: Mapped[str] = mapped_column(Name)
+    session: Mapped[str | None] = mapped_column(Name)
+    exit: Mapped[str | None] = mapped_column(Name)
+    therapist: Mapped[str | None] = mapped_column(Name)
+    state: Mapped[str] = mapped_column(Name)  # open, acknowledged, resolved
+    assignee: Mapped[str | None] = mapped_column(Name)
+    assigned_by: Mapped[str | None] = mapped_column(Name)
+    assigned_us: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_by: Mapped[str | None] = mapped_column(Name)
+    acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(Name)
+    resolved_us: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_note: Mapped[str | None] = mapped_column(Text)
+    last_seq: Mapped[int] = mapped_column(BigInteger)  # the ledger entry that last changed it
+
+
+# Children first.
+PROJECTIONS = ("finding_reviews", "amendments", "concerns", "exits", "sessions", "practices")
 
 
 # Accounts: who may use Stepout. Not health data and not in the ledger. Secrets (passwords and

@@ -24,6 +24,7 @@ from stepout.adapters.db.bulk import Writer
 from stepout.adapters.db.engine import WRITE, write_queue
 from stepout.adapters.db.ledger import SqlLedger
 from stepout.adapters.db.queries import SqlRecords
+from stepout.adapters.db.reviews import SqlReviews
 from stepout.crypto.keys import Keys
 
 
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     ledger: SqlLedger
     accounts: SqlAccounts
     audit: SqlAudit  # the audit trail, appended in this transaction (writing units only)
+    reviews: SqlReviews  # findings' reviews (`stepout.services.reviews`)
 
     def __init__(
         self,
@@ -90,6 +92,7 @@ class SqlUnitOfWork:
         settle = self.ledger.settle if self._writer else None
         self.records = SqlRecords(conn, self.ledger.crypt, settle)
         self.accounts = SqlAccounts(conn, settle)
+        self.reviews = SqlReviews(conn, self.ledger.crypt, settle)
         self.audit = SqlAudit(conn, self._keys, writable=not self._read_only, settle=settle)
         return self
 

@@ -3,8 +3,17 @@
 
 from fastapi import APIRouter
 
-from stepout.web.api import amendments, concerns, display, exits, findings, records, sessions
+from stepout.web.api import (
+    amendments,
+    concerns,
+    display,
+    exits,
+    findings,
+    records,
+    reviews,
+    sessions,
+)
 
 router = APIRouter()
-for module in (sessions, exits, amendments, concerns, records, findings, display):
+for module in (sessions, exits, amendments, concerns, records, findings, reviews, display):
     router.include_router(module.router)

@@ -1,8 +1,11 @@
 """`GET /findings`: the audit of the caller's practice, with the filters of `stepout audit`.
 
 Paginated with `limit`/`offset`; the answer is the JSON array of `stepout audit --format json`
-(that page of it), the total in `X-Total-Count` and the next page in a `Link: rel="next"`
-header."""
+(that page of it), each finding with two more fields: its stable `key` and its `review`
+(state, assignee, who acknowledged and resolved it, when, with their notes); the total in
+`X-Total-Count` and the next page in a `Link: rel="next"` header. A therapist gets the
+findings about their own sessions and those a supervisor assigned to them; a biller gets the
+review state without its notes."""
 
 from datetime import date
 from typing import Annotated, Any, Final, Literal
@@ -14,6 +17,13 @@ from stepout.policy.model import RULE_IDS
 from stepout.services.audit import span_target
 from stepout.services.ports import Selection
 from stepout.services.reporting import run_audit
+from stepout.services.reviews import (
+    Reviewed,
+    assigned_elsewhere,
+    sees_review_notes,
+    with_reviews,
+)
+from stepout.web.api.reviews import review_json
 from stepout.web.api.schemas import bad_input
 from stepout.web.audit import record_read
 from stepout.web.security import ApiUser, State, require
@@ -75,16 +85,28 @@ def findings(
         date_from=date_from, date_to=date_to, practice=user.practice, therapist=therapist
     )
     with state.db.uow(read_only=True) as uow:
-        found = run_audit(uow.records, selection, state.policy, instant, rule or None)
+        own = run_audit(uow.records, selection, state.policy, instant, rule or None)
+        found = with_reviews(uow.reviews, user.practice, own)
+        if user.role == "therapist":
+            assigned = assigned_elsewhere(uow, user, selection, state.policy, instant)
+            found += [r for r in assigned if rule is None or r.finding.rule in rule]
     if severity is not None:
-        found = [f for f in found if f.severity == severity]
+        found = [r for r in found if r.finding.severity == severity]
     page = found[offset : offset + limit]
     record_read(state, "findings.read", span_target(date_from, date_to), count=len(page))
     response.headers["X-Total-Count"] = str(len(found))
     if offset + limit < len(found):
         following = request.url.include_query_params(offset=offset + limit, limit=limit)
         response.headers["Link"] = f'<{following}>; rel="next"'
-    return [f.as_dict() for f in page]
+    notes = sees_review_notes(user)
+    return [_json(r, notes) for r in page]
+
+
+def _json(reviewed: Reviewed, notes: bool) -> dict[str, Any]:
+    review = review_json(reviewed.review)
+    if not notes:
+        review["acknowledged_note"] = review["resolved_note"] = None
+    return {**reviewed.finding.as_dict(), "key": review.pop("key"), "review": review}
 
 
 def _instant(text: str) -> int:

@@ -8,6 +8,7 @@ from stepout.web.pages import (
     auth,
     concerns,
     console,
+    dashboard,
     display,
     exits,
     fixes,
@@ -29,6 +30,7 @@ for module in (
     display,
     concerns,
     supervise,
+    dashboard,
     live,
 ):
     router.include_router(module.router)

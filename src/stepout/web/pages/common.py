@@ -51,6 +51,8 @@ def nav_for(user: User) -> list[tuple[str, str]]:
         links.append(("/console", "Today"))
     if user.role != "therapist":
         links.append(("/supervise", "Overview"))
+    if allowed(user, "dashboard.read"):
+        links.append(("/supervise/dashboard", "Dashboard"))
     if allowed(user, "accounts.read"):
         links.append(("/admin", "Users and rooms"))
     return links

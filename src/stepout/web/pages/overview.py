@@ -1,6 +1,7 @@
 """What the supervisor's overview reads: the practice's open client concerns, its recent exits
-that need attention, the findings of the last week and (for billing) its sessions whose
-billed codes the minutes do not match. Bounded: recent records only, long lists cut."""
+that need attention, the findings of the last week with their review state (the queue a
+supervisor acknowledges, assigns and resolves) and (for billing) its sessions whose billed
+codes the minutes do not match. Bounded: recent records only, long lists cut."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,10 +11,12 @@ from typing import Final
 from stepout.domain.accounts import User
 from stepout.domain.billing import BillingLine
 from stepout.domain.instants import MICROS_PER_DAY, day_bounds
-from stepout.domain.permissions import allowed
+from stepout.domain.permissions import allowed, sees_only_own_sessions
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.reviews import STATES
 from stepout.services.ports import AccountsUnitOfWork, Selection
 from stepout.services.reporting import run_audit, run_billing
+from stepout.services.reviews import Reviewed, therapists, with_reviews
 from stepout.web.pages.checklist import Missing, missing
 from stepout.web.pages.common import today_in
 from stepout.web.state import AppState
@@ -36,6 +39,9 @@ class Overview:
     exits: list[ExitItem] = field(default_factory=list)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
     billing: list[BillingLine] = field(default_factory=list)
+    queue: list[Reviewed] = field(default_factory=list)  # the findings, unresolved first
+    therapists: list[User] = field(default_factory=list)  # whom a finding can be assigned to
+    findings_from: str = ""  # the first day of the findings' period (ISO date)
     cut: bool = False  # a list was longer than MAX_LISTED
 
     @property
@@ -80,13 +86,29 @@ def read_overview(state: AppState, user: User, zone: str) -> Overview:
             sessions = records.sessions({c.session for c in concerns})
             overview.concerns = [(c, sessions[c.session]) for c in concerns]
         if allowed(user, "findings.read"):
-            for f in run_audit(records, week, state.policy, now):
+            found = run_audit(records, week, state.policy, now)
+            for f in found:
                 overview.findings[(f.rule, f.severity)] += 1
+            queue = with_reviews(uow.reviews, user.practice, found)
+            if sees_only_own_sessions(user):  # their own findings, and those assigned to them
+                queue = [r for r in queue if user.id in (r.finding.therapist, r.review.assignee)]
+            overview.queue = sorted(
+                queue,
+                key=lambda r: (STATES.index(r.review.state), r.finding.severity != "violation"),
+            )
+            overview.findings_from = (week.date_from or today).isoformat()
+        if allowed(user, "finding.review"):
+            overview.therapists = therapists(uow, user.practice)
         if allowed(user, "billing.read"):
             lines = run_billing(records, week, {"unsupported", "undercoded"})
             overview.billing = [line for _, line in zip(range(MAX_LISTED), lines, strict=False)]
     overview.exits.sort(key=lambda item: (-item.exit.left_at, item.exit.id))
-    overview.cut = len(overview.concerns) > MAX_LISTED or len(overview.exits) > MAX_LISTED
+    overview.cut = (
+        len(overview.concerns) > MAX_LISTED
+        or len(overview.exits) > MAX_LISTED
+        or len(overview.queue) > MAX_LISTED
+    )
+    overview.queue = overview.queue[:MAX_LISTED]
     overview.concerns = overview.concerns[:MAX_LISTED]
     overview.exits = overview.exits[:MAX_LISTED]
     return overview

@@ -1,0 +1,1 @@
+"""Charts (Vega-Lite through altair) and the self-contained monthly report."""
