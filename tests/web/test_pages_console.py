@@ -2,7 +2,7 @@
 which session page."""
 
 from tests.web.conftest import Web
-from tests.web.pages_support import browser, csrf_of, login, start_session
+from tests.web.pages_support import browser, csrf_of, login, start_session, step_out
 
 
 def test_a_therapist_starts_a_session_from_the_console(web: Web) -> None:
@@ -116,3 +116,27 @@ def test_the_console_names_the_open_exit(web: Web) -> None:
     assert f"/console/exits/{exit_id}" in page.text
     assert "You are stepped out" in page.text
     assert csrf_of(page.text) == csrf
+
+
+def test_a_therapist_sees_only_their_own_exits_on_the_overview(web: Web) -> None:
+    """The overview (and its export) lists exits that need attention: for a therapist, their
+    own only, as everywhere else."""
+    other = browser(web)
+    other_csrf = login(other, "a-ther2")
+    theirs = start_session(other, other_csrf, room="room-2", code="c-0002")
+    their_exit = step_out(other, other_csrf, theirs)
+    c = web.client
+    csrf = login(c, "a-ther")
+    mine = start_session(c, csrf)
+    my_exit = step_out(c, csrf, mine)
+    page = c.get("/supervise")
+    assert page.status_code == 200
+    assert my_exit in page.text
+    assert their_exit not in page.text
+    export = c.get("/supervise/export/exits.json")
+    assert export.status_code == 200
+    assert my_exit in export.text
+    assert their_exit not in export.text
+    supervisor = browser(web)
+    login(supervisor, "a-super")
+    assert their_exit in supervisor.get("/supervise").text

@@ -83,6 +83,8 @@ ACTIONS: Final[dict[str, str]] = {
     "dashboard.read": "the supervisor's dashboard: its charts' figures (target: the period)",
     "report.export": "a monthly report (`stepout report`, or the dashboard's download; "
     "target: the month's dates, or the one practice)",
+    "table.export": "a page's table downloaded as CSV or JSON (target: the period, or `list`; "
+    "count: rows)",
     "display.read": "a room display's state (its page, JSON or event stream)",
     # Signing in and out, and refusals.
     "login.succeeded": "a browser signed in (the last step: password, and code if asked)",

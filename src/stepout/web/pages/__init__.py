@@ -11,6 +11,7 @@ from stepout.web.pages import (
     dashboard,
     display,
     exits,
+    exports,
     fixes,
     live,
     mfa,
@@ -31,6 +32,7 @@ for module in (
     concerns,
     supervise,
     dashboard,
+    exports,
     live,
 ):
     router.include_router(module.router)

@@ -5,7 +5,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Form, Request, Response, status
+from sqlalchemy import Connection, select
 
+from stepout.adapters.db.tables import AmendmentRow
+from stepout.domain import timeline
 from stepout.domain.accounts import Room, User
 from stepout.domain.commands import EndSession, StartSession
 from stepout.domain.facetime import gross_minutes, net_minutes
@@ -143,6 +146,7 @@ def session_page(
         out_elsewhere = None
         if own and s.in_progress:
             out_elsewhere = uow.records.open_exit_of_therapist(user.practice, user.id)
+        amended = exit_amendments(uow.connection, [x.id for x in view.exits])
     context = staff(
         session,
         zone,
@@ -154,8 +158,28 @@ def session_page(
         can_act=own and s.in_progress,
         words=wording,
         error=error,
+        # Whoever may see the session may see its exits' pages, whose addendum quotes what the
+        # client was told: the timeline shows it to the same readers.
+        timeline=timeline.build(s, view.exits, now, amendments=amended),
+        current_exit=None,
     )
     return render(request, "session.html", context, status_code)
+
+
+def exit_amendments(conn: Connection, exit_ids: list[str]) -> dict[str, list[int]]:
+    """When each of the exits was amended (ids and times only: no free text is read)."""
+    out: dict[str, list[int]] = {}
+    if not exit_ids:
+        return out
+    A = AmendmentRow
+    stmt = (
+        select(A.subject, A.at_us)
+        .where(A.entity == "exit", A.subject.in_(exit_ids))
+        .order_by(A.at_us, A.seq)
+    )
+    for subject, at in conn.execute(stmt):
+        out.setdefault(subject, []).append(at)
+    return out
 
 
 @router.get("/console/sessions/{session_id}")

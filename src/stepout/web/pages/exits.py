@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Form, Request, Response, status
 
+from stepout.domain import timeline
 from stepout.domain.accounts import User
 from stepout.domain.commands import Command, Return, SignExit
 from stepout.domain.permissions import allowed
@@ -18,6 +19,7 @@ from stepout.web.pages import wording
 from stepout.web.pages.addendum import addendum
 from stepout.web.pages.checklist import missing
 from stepout.web.pages.common import staff, zone_of
+from stepout.web.pages.console import exit_amendments
 from stepout.web.pages.routing import page_router
 from stepout.web.pages.templating import redirect, render
 from stepout.web.reading import check_exit, visible_exit
@@ -40,10 +42,15 @@ def exit_page(
     require(user, "session.read")
     with state.db.uow(read_only=True) as uow:
         x, s = visible_exit(uow.records, user, exit_id)
+        away = x.returned_at is None and s.in_progress
+        line = None
+        if not away:  # the session's timeline, this exit marked (not on the away screen)
+            others = uow.records.exits_of_session(s.id)
+            amended = exit_amendments(uow.connection, [o.id for o in others])
+            line = timeline.build(s, others, state.now(), amendments=amended)
     record_read(state, "exit.read", x.id)
     zone = zone_of(state, user.practice)
     own = s.therapist == user.id
-    away = x.returned_at is None and s.in_progress
     context = staff(
         session,
         zone,
@@ -58,6 +65,8 @@ def exit_page(
         words=wording,
         now=state.now(),
         error=error,
+        timeline=line,
+        current_exit=x.id,
     )
     return render(request, "away.html" if away else "exit.html", context, status_code)
 

@@ -72,6 +72,7 @@ def read_overview(state: AppState, user: User, zone: str) -> Overview:
     recent = Selection(practice=user.practice, date_from=today - timedelta(days=WINDOW_DAYS))
     week = Selection(practice=user.practice, date_from=today - timedelta(days=FINDINGS_DAYS))
     overview = Overview()
+    own_only = sees_only_own_sessions(user)  # a therapist: their own exits and findings
     with state.db.uow(read_only=True) as uow:
         records = uow.records
         bundles, _ = records.bundles_to_judge(recent, None, count_therapists=False)
@@ -88,9 +89,11 @@ def read_overview(state: AppState, user: User, zone: str) -> Overview:
         if allowed(user, "findings.read"):
             found = run_audit(records, week, state.policy, now)
             for f in found:
+                if own_only and f.therapist != user.id:
+                    continue
                 overview.findings[(f.rule, f.severity)] += 1
             queue = with_reviews(uow.reviews, user.practice, found)
-            if sees_only_own_sessions(user):  # their own findings, and those assigned to them
+            if own_only:  # their own findings, and those assigned to them
                 queue = [r for r in queue if user.id in (r.finding.therapist, r.review.assignee)]
             overview.queue = sorted(
                 queue,
@@ -102,6 +105,8 @@ def read_overview(state: AppState, user: User, zone: str) -> Overview:
         if allowed(user, "billing.read"):
             lines = run_billing(records, week, {"unsupported", "undercoded"})
             overview.billing = [line for _, line in zip(range(MAX_LISTED), lines, strict=False)]
+    if own_only:
+        overview.exits = [i for i in overview.exits if i.session.therapist == user.id]
     overview.exits.sort(key=lambda item: (-item.exit.left_at, item.exit.id))
     overview.cut = (
         len(overview.concerns) > MAX_LISTED
