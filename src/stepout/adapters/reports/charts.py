@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import altair as alt
 import vl_convert
 
-from stepout.services.dashboard import REASONS, STATUSES, Dashboard, DashboardFilter
+from stepout.services.dashboard import Dashboard, DashboardFilter
 
 REASON_LABELS: Final = {
     "technical": "Technical",
@@ -117,49 +117,97 @@ def _tooltip(*fields: tuple[str, str, str]) -> list[Any]:
     return [alt.Tooltip(f"{name}:{kind}", title=title) for name, kind, title in fields]
 
 
-def exits_by_week(d: Dashboard, links: bool = False) -> Chart:
-    title = "Exits per week, by reason"
-    description = "Stacked bars: how many exits each week (weeks start on Monday), by reason."
+@dataclass(frozen=True, slots=True)
+class _Stack:
+    """What a chart of weekly stacked bars counts, and how its categories are shown."""
+
+    name: str
+    title: str
+    description: str
+    category: str  # the category's field, and the filter that narrows a link: reason, status
+    heading: str  # the category's column heading
+    count: str  # the counted field: exits, sessions
+    labels: dict[str, str]
+    colours: tuple[str, ...]
+
+
+def _weekly_stack(
+    d: Dashboard, stack: _Stack, counts: list[tuple[date, str, int]], links: bool
+) -> Chart:
+    """Stacked bars of `counts` (week's Monday, category, count), with their table."""
+    order = list(stack.labels)
     rows = [
         {
-            "week": row.week.isoformat(),
-            "reason": reason_label(row.reason),
-            "exits": row.exits,
-            "order": REASONS.index(row.reason) if row.reason in REASONS else len(REASONS),
+            "week": week.isoformat(),
+            stack.category: stack.labels.get(key, key),
+            stack.count: n,
+            "order": order.index(key) if key in order else len(order),
             **(
                 {
                     "href": sessions_link(
-                        d.filter, reason=row.reason, **_week_span(d.filter, row.week)
+                        d.filter, **{stack.category: key}, **_week_span(d.filter, week)
                     )
                 }
                 if links
                 else {}
             ),
         }
-        for row in d.exits_by_week
+        for week, key, n in counts
     ]
+    heading, count = stack.heading, stack.count.capitalize()
     encoding: dict[str, Any] = {
         "x": alt.X("week:O", title="Week of", axis=alt.Axis(labelAngle=-45)),
-        "y": alt.Y("sum(exits):Q", title="Exits", axis=alt.Axis(tickMinStep=1)),
+        "y": alt.Y(f"sum({stack.count}):Q", title=count, axis=alt.Axis(tickMinStep=1)),
         "color": alt.Color(
-            "reason:N",
-            title="Reason",
-            scale=alt.Scale(domain=list(REASON_LABELS.values()), range=list(REASON_COLOURS)),
+            f"{stack.category}:N",
+            title=heading,
+            scale=alt.Scale(domain=list(stack.labels.values()), range=list(stack.colours)),
         ),
         "order": alt.Order("order:Q"),
         "tooltip": _tooltip(
-            ("week", "O", "Week of"), ("reason", "N", "Reason"), ("exits", "Q", "Exits")
+            ("week", "O", "Week of"),
+            (stack.category, "N", heading),
+            (stack.count, "Q", count),
         ),
     }
     if links:
         encoding["href"] = alt.Href("href:N")
     chart = alt.Chart(_inline(rows)).mark_bar(**_pointer(links)).encode(**encoding)
     table = Table(
-        ("Week of", "Reason", "Exits"),
-        tuple((r.week.isoformat(), reason_label(r.reason), r.exits) for r in d.exits_by_week),
+        ("Week of", heading, count),
+        tuple((week.isoformat(), stack.labels.get(key, key), n) for week, key, n in counts),
         _links(rows),
     )
-    return Chart("exits-by-week", title, description, _finish(chart, title, description), table)
+    finished = _finish(chart, stack.title, stack.description)
+    return Chart(stack.name, stack.title, stack.description, finished, table)
+
+
+EXITS_BY_WEEK: Final = _Stack(
+    "exits-by-week",
+    "Exits per week, by reason",
+    "Stacked bars: how many exits each week (weeks start on Monday), by reason.",
+    "reason",
+    "Reason",
+    "exits",
+    REASON_LABELS,
+    REASON_COLOURS,
+)
+BILLING_BY_WEEK: Final = _Stack(
+    "billing-by-week",
+    "Billing status per week",
+    "Stacked bars: each week's sessions by billing status (whether the face-to-face minutes "
+    "net of exits support the billed codes).",
+    "status",
+    "Billing",
+    "sessions",
+    STATUS_LABELS,
+    STATUS_COLOURS,
+)
+
+
+def exits_by_week(d: Dashboard, links: bool = False) -> Chart:
+    counts = [(r.week, r.reason, r.exits) for r in d.exits_by_week]
+    return _weekly_stack(d, EXITS_BY_WEEK, counts, links)
 
 
 def therapist_share(d: Dashboard, links: bool = False) -> Chart:
@@ -303,51 +351,8 @@ def absences(d: Dashboard, links: bool = False) -> Chart:
 
 
 def billing_by_week(d: Dashboard, links: bool = False) -> Chart:
-    title = "Billing status per week"
-    description = (
-        "Stacked bars: each week's sessions by billing status (whether the face-to-face minutes "
-        "net of exits support the billed codes)."
-    )
-    rows = [
-        {
-            "week": row.week.isoformat(),
-            "status": status_label(row.status),
-            "sessions": row.sessions,
-            "order": STATUSES.index(row.status) if row.status in STATUSES else len(STATUSES),
-            **(
-                {
-                    "href": sessions_link(
-                        d.filter, status=row.status, **_week_span(d.filter, row.week)
-                    )
-                }
-                if links
-                else {}
-            ),
-        }
-        for row in d.billing_by_week
-    ]
-    encoding: dict[str, Any] = {
-        "x": alt.X("week:O", title="Week of", axis=alt.Axis(labelAngle=-45)),
-        "y": alt.Y("sum(sessions):Q", title="Sessions", axis=alt.Axis(tickMinStep=1)),
-        "color": alt.Color(
-            "status:N",
-            title="Billing",
-            scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=list(STATUS_COLOURS)),
-        ),
-        "order": alt.Order("order:Q"),
-        "tooltip": _tooltip(
-            ("week", "O", "Week of"), ("status", "N", "Billing"), ("sessions", "Q", "Sessions")
-        ),
-    }
-    if links:
-        encoding["href"] = alt.Href("href:N")
-    chart = alt.Chart(_inline(rows)).mark_bar(**_pointer(links)).encode(**encoding)
-    table = Table(
-        ("Week of", "Billing", "Sessions"),
-        tuple((r.week.isoformat(), status_label(r.status), r.sessions) for r in d.billing_by_week),
-        _links(rows),
-    )
-    return Chart("billing-by-week", title, description, _finish(chart, title, description), table)
+    counts = [(r.week, r.status, r.sessions) for r in d.billing_by_week]
+    return _weekly_stack(d, BILLING_BY_WEEK, counts, links)
 
 
 BUILDERS: Final[tuple[Callable[[Dashboard, bool], Chart], ...]] = (
