@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 
 from stepout.crypto.keys import SECRET_BYTES, KeyMaterial, Keys, generated_material
+from stepout.files import fsync_folder, open_private
 
 FORMAT: Final = 1
 
@@ -88,7 +89,7 @@ def write(path: Path, material: KeyMaterial, *, replace: bool = True) -> None:
     existing file wins (two processes creating it at once: the first one's is kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(temporary)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(encode(material))
@@ -101,15 +102,7 @@ def write(path: Path, material: KeyMaterial, *, replace: bool = True) -> None:
                 os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_folder(path.parent)
 
 
 def generate(path: Path) -> KeyMaterial:

@@ -13,7 +13,6 @@ cut short never looks like a finished one. The key file is not part of a backup:
 backed up apart (docs/operations.md, "Backups").
 """
 
-import contextlib
 import os
 import shutil
 import sqlite3
@@ -26,6 +25,7 @@ from typing import Final
 from sqlalchemy.engine import URL
 
 from stepout.adapters.db.engine import BUSY_TIMEOUT_MS, is_memory, normalize_url
+from stepout.files import fsync_folder, fsync_path, open_private
 
 PARTIAL: Final = ".partial"
 
@@ -52,7 +52,7 @@ def backup(url: str | URL, out: Path) -> BackupResult:
     partial = out.with_name(out.name + PARTIAL)
     started = time.perf_counter()
     partial.unlink(missing_ok=True)
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # owner only
+    os.close(open_private(partial))
     try:
         backend = parsed.get_backend_name()
         if backend == "sqlite":
@@ -61,9 +61,9 @@ def backup(url: str | URL, out: Path) -> BackupResult:
             _pg_dump(parsed, partial)
         else:  # pragma: no cover - create_engine_for refuses these first
             raise BackupError(f"cannot back up a {backend} database")
-        _fsync(partial)
+        fsync_path(partial)
         partial.replace(out)
-        _fsync_folder(out.parent)
+        fsync_folder(out.parent)
     finally:
         partial.unlink(missing_ok=True)
     return BackupResult(out, backend, out.stat().st_size, time.perf_counter() - started)
@@ -133,16 +133,3 @@ def _pg_dump(url: URL, partial: Path) -> None:
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform opens folders
-        _fsync(folder)

@@ -8,8 +8,6 @@ transaction first takes a transaction-level advisory lock, the same queue. Eithe
 transactions are serialised, and the ledger's head read inside one cannot go stale.
 """
 
-import contextlib
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from stepout.adapters.db import tenancy
+from stepout.files import create_private
 
 WRITE = "stepout_write"  # execution option that marks a connection's transactions as writes
 LEDGER_LOCK = 0x5374_6570_4F75_74  # pg_advisory_xact_lock key ("StepOut"), per database
@@ -40,14 +39,6 @@ def normalize_url(url: str | URL) -> URL:
 
 def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-
-
-def _create_private(path: Path) -> None:
-    """Create an SQLite file (and its folder) readable by its owner only, if it is not there:
-    SQLite gives its -wal and -shm files the database file's permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def create_engine_for(url: str | URL, **options: Any) -> Engine:
@@ -98,7 +89,10 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
         options.setdefault("pool_size", 20)
         options.setdefault("max_overflow", 20)
         if url.database:
-            _create_private(Path(url.database).expanduser())
+            # Owner only: SQLite gives its -wal and -shm files the database file's mode.
+            path = Path(url.database).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)
     engine = create_engine(url, **options)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
