@@ -6,6 +6,7 @@ import typer
 
 from stepout import __version__
 from stepout.cli import accounts, admin, keys, records, report, reports, serve
+from stepout.cli.groups import default_group
 
 app = typer.Typer(
     name="stepout",
@@ -33,8 +34,14 @@ def _root(
 
 app.command("init")(admin.init)
 app.command("demo")(admin.demo)
-app.command("import")(records.import_)
-app.command("export")(records.export)
+import_app = default_group("Import records (the default: `stepout import FILE`) or a schedule.")
+import_app.command("records")(records.import_)
+app.add_typer(import_app, name="import")
+export_app = default_group(
+    "Export records (the default: `stepout export`) or a FHIR Bundle.", no_args_is_help=False
+)
+export_app.command("records")(records.export)
+app.add_typer(export_app, name="export")
 app.command("generate")(records.generate_)
 app.command("audit")(reports.audit)
 app.command("billing")(reports.billing)

@@ -145,8 +145,8 @@ ROUTES: Final[dict[str, Access]] = {
 # here so that a new command is a deliberate addition to what the operator's role covers.
 OPERATOR_COMMANDS: Final = frozenset(
     {
-        "init", "demo", "serve", "import", "export", "generate", "audit", "billing", "summary",
-        "verify", "checkpoint", "backup", "rebuild", "policy show", "report",
+        "init", "demo", "serve", "import records", "export records", "generate", "audit",
+        "billing", "summary", "verify", "checkpoint", "backup", "rebuild", "policy show", "report",
         "keys generate", "keys status", "keys rotate", "keys rewrap", "keys retire",
         "practices add", "practices help",
         "users add", "users list", "users password", "users disable", "users enable",
