@@ -2,14 +2,22 @@
 and a group of 1,000,000, in one database.
 
     python -m bench.dashboard prepare [--database-url URL]   # once: a fresh database
-    python -m bench.dashboard run [--database-url URL] [--repeat 5]
+    python -m bench.dashboard run [--database-url URL] [--repeat 5] [--direct] [--no-migrate]
 
 `prepare` creates the practices `demo` (the group: the 1,000,000 sessions of
 `bench/out/records-1000000-1.jsonl`, the import bench's file, generated if missing) and
 `small` (100,000 generated sessions, seed 2, ids prefixed `b-`), both in America/New_York, and
 imports both. `run` times `SqlDashboard.dashboard` (every figure) and `sessions_of` (a
 drill-down page) for several filters, each after one warm-up call, and prints the median and
-the slowest of `--repeat` runs in milliseconds. Results go to `bench/out/dashboard-<engine>.json`.
+the slowest of `--repeat` runs in milliseconds, and the median CPU time of the bench's process
+(all of the work on SQLite, so the machine's other load does not count in it; on PostgreSQL
+only the client's part). Results go to `bench/out/dashboard-<engine>.json`
+(`dashboard-<engine>-direct.json` with `--direct`).
+
+`--direct` times `DirectDashboard`, the same figures computed from the base tables at each
+call (the queries before the rollup of migration 0010): the plain alternative, on the same
+data. `--no-migrate` leaves the database at its revision (to time `--direct` on a database
+from before the rollup).
 """
 
 import argparse
@@ -25,7 +33,7 @@ import orjson
 
 from bench.keys import bench_keys
 from stepout.adapters.db import Database, tenancy
-from stepout.adapters.db.dashboard import SqlDashboard
+from stepout.adapters.db.dashboard import DirectDashboard, SqlDashboard
 from stepout.crypto.keyfile import generate as generate_key_file
 from stepout.domain.events import Event
 from stepout.domain.instants import now
@@ -106,40 +114,47 @@ def _filters() -> Iterator[tuple[str, DashboardFilter]]:
         )
 
 
-def _time(call: Any, repeat: int) -> tuple[float, float]:
+def _time(call: Any, repeat: int) -> tuple[float, float, float]:
+    """Median and slowest wall-clock ms of `repeat` calls, and the median of this process's
+    CPU ms (all of SQLite's work; on PostgreSQL only the client's)."""
     call()  # warm-up: caches, plans
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         call()
         runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(runs), max(runs)
+        cpu.append((time.process_time() - used) * 1000)
+    return statistics.median(runs), max(runs), statistics.median(cpu)
 
 
-def run(url: str, repeat: int) -> None:
+def run(url: str, repeat: int, direct: bool = False, migrate: bool = True) -> None:
     db = Database.open(url, migrate=False, keys=bench_keys())
-    db.migrate()  # the dashboard's index (0009), on a database prepared before it
+    if migrate:
+        db.migrate()  # the dashboard's index (0009) and rollup (0010), on an older database
+    kind = DirectDashboard if direct else SqlDashboard
     threshold = ExitRateThreshold.of(load_policy())
     results = []
     for label, f in _filters():
         with tenancy.scope(f.practice), db.uow(read_only=True) as uow:
-            queries = SqlDashboard(uow.connection)
+            queries = kind(uow.connection)
             figures = queries.dashboard(f, threshold)
-            median, worst = _time(lambda q=queries, f=f: q.dashboard(f, threshold), repeat)
-            drill_median, _ = _time(lambda q=queries, f=f: q.sessions_of(f, 200), repeat)
+            median, worst, cpu = _time(lambda q=queries, f=f: q.dashboard(f, threshold), repeat)
+            drill_median, _, _ = _time(lambda q=queries, f=f: q.sessions_of(f, 200), repeat)
         row = {
             "filter": label,
             "sessions": figures.totals.sessions,
             "exits": figures.totals.exits,
             "dashboard_ms": round(median, 1),
             "dashboard_worst_ms": round(worst, 1),
+            "dashboard_cpu_ms": round(cpu, 1),
             "drill_down_ms": round(drill_median, 1),
         }
         results.append(row)
         print(orjson.dumps(row).decode(), flush=True)
     engine = db.engine.dialect.name
     db.dispose()
-    (OUT / f"dashboard-{engine}.json").write_bytes(
+    suffix = "-direct" if direct else ""
+    (OUT / f"dashboard-{engine}{suffix}.json").write_bytes(
         orjson.dumps(results, option=orjson.OPT_INDENT_2)
     )
 
@@ -149,6 +164,8 @@ def main() -> None:
     parser.add_argument("command", choices=("prepare", "run"))
     parser.add_argument("--database-url", default=f"sqlite:///{OUT / 'dashboard.db'}")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--direct", action="store_true", help="time DirectDashboard")
+    parser.add_argument("--no-migrate", action="store_true", help="leave the schema as it is")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     key_file = OUT / "dashboard.key"  # one key file for both commands, unless one is named
@@ -160,7 +177,7 @@ def main() -> None:
     if args.command == "prepare":
         prepare(args.database_url)
     else:
-        run(args.database_url, args.repeat)
+        run(args.database_url, args.repeat, args.direct, not args.no_migrate)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ when it is not there: the test skips, unless STEPOUT_REQUIRE_SERVICES=1 (CI), wh
 
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -28,6 +29,7 @@ REQUIRE_SERVICES = os.environ.get("STEPOUT_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN = os.environ.get(
     "STEPOUT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
+MQTT_BROKER = os.environ.get("STEPOUT_TEST_MQTT", "127.0.0.1:1883")  # host:port
 
 
 def service_unavailable(service: str, why: str) -> NoReturn:
@@ -92,3 +94,15 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> tuple[str, int]:
+    """The (host, port) of a reachable MQTT broker (Mosquitto). Tests share it: each uses
+    topics under a root of its own."""
+    host, _, port = MQTT_BROKER.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as e:
+        service_unavailable(f"Mosquitto at {MQTT_BROKER}", e.strerror or type(e).__name__)
+    return host, int(port)

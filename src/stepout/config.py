@@ -35,3 +35,9 @@ class Settings(BaseSettings):
     policy: Path | None = Field(
         default=None, description="A policy TOML file that overrides the shipped default."
     )
+    presence_away_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a therapist may be out of a telehealth call before the presence"
+        " service records an exit (`POST /api/v1/presence`; a sensors file sets its own)",
+    )

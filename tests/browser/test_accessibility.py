@@ -66,7 +66,8 @@ def test_the_main_pages_pass_axe_and_have_large_targets(server: Server, pages: P
     small["concern"] = client.evaluate(SMALL_TARGETS)
 
     supervisor = pages.open({**TABLET, "bypass_csp": True})
-    sign_in(supervisor, server, "a-super")
+    sign_in(supervisor, server, "a-super")  # lands on the dashboard: test_dashboard checks it
+    supervisor.goto(f"{server.url}/supervise")
     checked["supervise"] = violations(supervisor)
 
     assert {name: found for name, found in checked.items() if found} == {}

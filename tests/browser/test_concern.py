@@ -40,7 +40,11 @@ def test_a_client_raises_a_concern_from_the_display(server: Server, pages: Pages
 
     supervisor = pages.open(PHONE)
     sign_in(supervisor, server, "b-super")
-    assert supervisor.url.endswith("/supervise")
+    assert supervisor.url.endswith("/supervise/dashboard")  # what needs them, at the top
+    waiting = supervisor.locator("#attention-concerns")
+    assert waiting.locator(".num").inner_text() == "1"
+    waiting.click()
+    supervisor.wait_for_url("**/supervise#concerns-h")
     card = supervisor.locator("li.card", has_text=WORDS)
     assert card.is_visible()
     card.get_by_role("button", name="Acknowledge").click()  # htmx swaps the card

@@ -1,4 +1,4 @@
-"""The dashboard draws its four charts in the system Chromium from the vendored vega under the
+"""The dashboard draws its five charts in the system Chromium from the vendored vega under the
 pages' strict CSP (no eval, no inline style), with no console error; a click on a bar opens
 the sessions behind it."""
 
@@ -13,7 +13,7 @@ from tests.web.test_api_support import exit_line, jsonl, session_line
 
 pytestmark = pytest.mark.browser
 
-CHARTS = ("exits-by-week", "therapist-share", "absences", "billing-by-week")
+CHARTS = ("exits-by-week", "therapist-share", "absences", "findings-by-week", "billing-by-week")
 
 
 def _import(server: Server) -> None:

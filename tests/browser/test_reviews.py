@@ -42,7 +42,9 @@ def test_a_supervisor_reviews_a_finding_on_the_overview(server: Server, pages: P
     _records(server)
     page = pages.open(TABLET)
     sign_in(page, server, "a-super")
-    assert page.url.endswith("/supervise")
+    assert page.url.endswith("/supervise/dashboard")
+    page.locator("#attention-findings").click()  # the count of findings to review
+    page.wait_for_url("**/supervise#queue-h")
     card = page.locator("li.card", has_text="no-check-in")
     assert card.locator(".review-state").inner_text().startswith("Open")
 

@@ -3,15 +3,26 @@
     STEPOUT_SCREENSHOTS=1 .venv/bin/python -m pytest tests/browser/test_screenshots.py
 
 Therapist pages on a phone, the room display on a tablet in landscape (and in a small
-telehealth window), the supervisor's pages on a laptop. Synthetic data only."""
+telehealth window), the supervisor's pages on a laptop (1280 x 800): the dashboard they land
+on, the findings chart, the queue, a session's timeline and the monthly report. Synthetic
+data only: ten weeks of a generated practice up to last week, and a therapist's morning."""
 
+import io
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stepout.adapters.db.drilldown import sessions_with_exits
+from stepout.adapters.reports.monthly import build_report, render_html
 from stepout.domain.commands import DeclareExit, EndSession, RaiseConcern, Return, StartSession
+from stepout.services.dashboard import DashboardFilter
+from stepout.services.importing import import_records
+from stepout.synthetic.generate import GeneratorConfig, generate, write_jsonl
 from stepout.web.actions import perform
 from stepout.web.links import concern_path
+from stepout.web.pages.common import today_in
 from tests.browser.conftest import (
     PHONE,
     SCREENSHOTS,
@@ -24,8 +35,49 @@ from tests.browser.conftest import (
 
 pytestmark = pytest.mark.browser
 
-LAPTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+LAPTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1}
 TELEHEALTH: dict[str, Any] = {"viewport": {"width": 520, "height": 400}}
+LARGEST = 200_000  # bytes: small enough for a README
+
+
+def shrink(path: Path) -> None:
+    """A screenshot over LARGEST bytes, in 256 colours (text stays sharp; the pages use few)."""
+    from PIL import Image  # with WeasyPrint, in the test extra
+
+    if path.stat().st_size <= LARGEST:
+        return
+    with Image.open(path) as image:
+        fewer = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    fewer.save(path, optimize=True)
+
+
+def timeline_session(server: Server) -> str:
+    """A generated session of last month's with a client-safety exit: a timeline to show."""
+    today = today_in("UTC", server.state.now())
+    last_month = DashboardFilter(
+        "pa", today - timedelta(days=60), today - timedelta(days=7), reason="client_safety"
+    )
+    with server.state.db.uow(read_only=True) as uow:
+        (found,) = sessions_with_exits(uow.connection, last_month, "UTC", 1)
+    return found
+
+
+def history(server: Server) -> str:
+    """Ten weeks of practice pa (four therapists, about 100 sessions a week), ending last
+    week; returns the month the report shows (the last whole month in it)."""
+    today = today_in("UTC", server.state.now())
+    monday = today - timedelta(days=today.weekday())
+    config = GeneratorConfig(
+        sessions=1000, seed=5, practice="pa", start=monday - timedelta(weeks=10), therapists=4,
+        timezone="UTC",
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    write_jsonl(generate(config), buffer)
+    buffer.seek(0)
+    with server.state.db.uow() as uow:
+        import_records(uow, buffer)
+    last = today.replace(day=1) - timedelta(days=1)
+    return f"{last.year:04d}-{last.month:02d}"
 
 
 def seed(server: Server) -> dict[str, str]:
@@ -77,6 +129,7 @@ def seed(server: Server) -> dict[str, str]:
 
 
 def test_screenshots(server: Server, pages: Pages) -> None:
+    month = history(server)
     ids = seed(server)
     phone = pages.open(PHONE)
     phone.goto(f"{server.url}/login")
@@ -126,10 +179,40 @@ def test_screenshots(server: Server, pages: Pages) -> None:
     shot(client, "concern-form")
 
     supervisor = pages.open(LAPTOP)
-    sign_in(supervisor, server, "a-super")
-    shot(supervisor, "supervisor", full_page=True)
+    sign_in(supervisor, server, "a-super")  # lands on the dashboard
+    drawn = supervisor.locator('[data-drawn="true"]')
+    drawn.nth(4).wait_for(timeout=20000)  # all five charts
+    shot(supervisor, "dashboard")
+    supervisor.locator("#findings-by-week-h").scroll_into_view_if_needed()
+    supervisor.evaluate("window.scrollBy(0, -20)")
+    shot(supervisor, "dashboard-findings")
+    supervisor.goto(f"{server.url}/supervise")
+    shot(supervisor, "supervisor")
+    supervisor.locator("#queue-h").scroll_into_view_if_needed()
+    supervisor.evaluate("window.scrollBy(0, -12)")
+    shot(supervisor, "findings-queue")
+    supervisor.goto(f"{server.url}/console/sessions/{timeline_session(server)}")
+    shot(supervisor, "session-timeline")
+
+    with server.state.db.uow(read_only=True) as uow:
+        built = build_report(
+            uow.connection, uow.records, month, server.state.policy, server.state.now(), ["pa"]
+        )
+    report = pages.open(LAPTOP)
+    report.set_content(render_html(built))
+    shot(report, "report")
+    report.locator('[data-chart="findings-by-week"]').scroll_into_view_if_needed()
+    shot(report, "report-findings")
+
     admin = pages.open(LAPTOP)
     sign_in(admin, server, "a-admin")
     admin.goto(f"{server.url}/admin")
-    shot(admin, "admin", full_page=True)
-    assert (SCREENSHOTS / "admin.png").exists()
+    shot(admin, "admin")
+    for name in ("dashboard", "findings-queue", "session-timeline", "report", "console"):
+        assert (SCREENSHOTS / f"{name}.png").exists(), name
+    for path in SCREENSHOTS.glob("*.png"):
+        shrink(path)
+    too_big = {
+        p.name: p.stat().st_size for p in SCREENSHOTS.glob("*.png") if p.stat().st_size > LARGEST
+    }
+    assert too_big == {}

@@ -5,6 +5,7 @@ import csv
 import io
 from pathlib import Path
 
+import orjson
 from typer.testing import CliRunner
 
 from tests.e2e.test_cli import EXIT, SESSION, cli, run, write
@@ -43,3 +44,31 @@ def test_the_header_and_a_row_are_as_documented(cli: CliRunner, tmp_path: Path) 
 
 def test_no_session_is_a_header_alone(cli: CliRunner) -> None:
     assert run(cli, "billing", "--format", "csv") == HEADER + "\n"
+
+
+def test_a_cell_that_would_run_as_a_formula_is_text(cli: CliRunner, tmp_path: Path) -> None:
+    """Session ids are whatever the importing system sent: one that starts as a spreadsheet
+    formula (= + - @, tab, carriage return) is written with a leading `'`, as the pages'
+    downloads write it; the JSON format keeps it as it is."""
+    ids = ("=HYPERLINK(1)", "+1", "-2", "@sum", "\tx", "plain")
+    lines = [
+        SESSION.replace('"id":"s1"', f'"id":{orjson.dumps(sid).decode()}')
+        .replace('"client":"c1"', f'"client":"c-{n}"')
+        .replace("09:00:00", f"{9 + n:02d}:00:00")
+        .replace("09:55:00", f"{9 + n:02d}:55:00")
+        for n, sid in enumerate(ids)
+    ]
+    run(cli, "import", write(tmp_path, "odd.jsonl", *lines))
+    out = run(cli, "billing", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert sorted(r["session"] for r in rows) == sorted(
+        "'" + sid if sid != "plain" else sid for sid in ids
+    )
+    as_json = orjson.loads(run(cli, "billing", "--format", "json"))
+    assert sorted(r["session"] for r in as_json) == sorted(ids)
+
+
+def test_a_leading_carriage_return_is_neutralised_too(cli: CliRunner, tmp_path: Path) -> None:
+    run(cli, "import", write(tmp_path, "cr.jsonl", SESSION.replace('"id":"s1"', '"id":"\\rx"')))
+    out = run(cli, "billing", "--format", "csv")
+    assert "\n'\rx,55,55," in out

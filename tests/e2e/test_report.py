@@ -21,6 +21,9 @@ RULE = re.compile(
     r'<tr data-(rule|therapist)="([^"]+)"><td>[^<]*</td><td class="n">([\d,]+)</td>'
     r'<td class="n">([\d,]+)</td>'
 )
+WEEK_ROW = re.compile(
+    r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>([a-z-]+)</td><td>(Violation|Warning)</td><td>(\d+)</td></tr>"
+)
 LINE = re.compile(r'<tr data-session="([^"]+)" data-status="(\w+)">')
 OUTSIDE = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
@@ -53,7 +56,7 @@ def test_the_report_is_self_contained_and_matches_audit_and_billing(
     assert "<script" not in html.lower()
     assert OUTSIDE.search(html) is None
     assert '<link rel="stylesheet"' not in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 5
     assert "@media print" in html
     assert "break-before: page" in html
 
@@ -88,6 +91,20 @@ def test_the_report_is_self_contained_and_matches_audit_and_billing(
     shown_rules = {name for kind, name, *_ in RULE.findall(html) if kind == "rule"}
     assert shown_rules == {rule for rule, _ in by_rule}
     assert sorted(LINE.findall(html)) == sorted((x["session"], x["status"]) for x in lines)
+
+    # The findings chart: per rule and severity, the weeks add up to the audit's findings
+    # about sessions (exit-rate-high, about a therapist, has no week and is not drawn).
+    chart = html[html.index('data-chart="findings-by-week"') :]
+    chart = chart[: chart.index("</figure>")]
+    weekly: Counter[tuple[str, str]] = Counter()
+    for week, rule, severity, n in WEEK_ROW.findall(chart):
+        assert week.startswith("2026-")
+        weekly[(rule, severity.lower())] += _number(n)
+    about_sessions = Counter(
+        (f["rule"], f["severity"]) for f in findings if f["session"] is not None
+    )
+    assert weekly == about_sessions
+    assert "audit computed" in chart
 
     engine = create_engine_for(database_url)
     with engine.connect() as conn:

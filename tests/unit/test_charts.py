@@ -8,14 +8,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from stepout.adapters.reports import charts
+from stepout.domain.instants import parse_instant
 from stepout.services.dashboard import (
     AbsenceSummary,
     Dashboard,
     DashboardFilter,
     ExitRateThreshold,
+    FindingsByWeek,
     TherapistShare,
     Totals,
     WeekReasonCount,
+    WeekRuleCount,
     WeekStatusCount,
 )
 
@@ -47,6 +50,17 @@ def dashboard(**changes: Any) -> Dashboard:
             WeekStatusCount(W1, "unsupported", 2),
             WeekStatusCount(W2, "undercoded", 1),
         ),
+        "findings": FindingsByWeek(
+            (
+                WeekRuleCount(W1, "no-check-in", "warning", 2),
+                WeekRuleCount(W1, "client-unattended", "violation", 1),
+                WeekRuleCount(W1, "client-unattended", "warning", 3),
+                WeekRuleCount(W2, "client-not-informed", "violation", 4),
+            ),
+            parse_instant("2026-12-01T08:30:00+00:00"),
+            "1",
+            about_therapists=1,
+        ),
     }
     values.update(changes)
     return Dashboard(**values)
@@ -65,6 +79,7 @@ def test_every_chart_has_an_id_a_description_and_a_table() -> None:
         "exits-by-week",
         "therapist-share",
         "absences",
+        "findings-by-week",
         "billing-by-week",
     ]
     for c in made:
@@ -135,11 +150,49 @@ def test_with_links_every_bar_leads_to_its_sessions() -> None:
     billing = charts.billing_by_week(d, links=True)
     assert parse_qs(urlsplit(values_of(billing.spec)[1]["href"]).query)["status"] == ["unsupported"]
     share = charts.therapist_share(d, links=True)
-    assert parse_qs(urlsplit(values_of(share.spec, 0)[0]["href"]).query)["therapist"] == ["t-1"]
+    query = parse_qs(urlsplit(values_of(share.spec, 0)[0]["href"]).query)
+    assert (query["therapist"], query["exited"]) == (["t-1"], ["1"])  # sessions with an exit
+    found = charts.findings_by_week(d, links=True)
+    query = parse_qs(urlsplit(values_of(found.spec)[0]["href"]).query)
+    assert query == {
+        "from": ["2026-11-04"],
+        "to": ["2026-11-08"],
+        "room": ["r-1"],
+        "rule": ["client-unattended"],
+        "severity": ["violation"],
+    }
+    assert found.table.links == tuple(v["href"] for v in values_of(found.spec))
+
+
+def test_findings_per_week_by_rule_and_severity() -> None:
+    c = charts.findings_by_week(dashboard())
+    got = [(v["week"], v["rule"], v["severity"], v["findings"]) for v in values_of(c.spec)]
+    assert got == [  # by week, then in the policy's order of rules, violations first
+        ("2026-11-02", "client-unattended", "Violation", 1),
+        ("2026-11-02", "client-unattended", "Warning", 3),
+        ("2026-11-02", "no-check-in", "Warning", 2),
+        ("2026-11-09", "client-not-informed", "Violation", 4),
+    ]
+    assert c.table.rows[0] == ("2026-11-02", "client-unattended", "Violation", 1)
+    assert c.spec["encoding"]["row"]["field"] == "rule"
+    assert c.spec["encoding"]["row"]["sort"] == [
+        "client-not-informed",
+        "client-unattended",
+        "no-check-in",
+    ]
+    assert c.spec["encoding"]["color"]["field"] == "severity"
+    assert "audit computed 2026-12-01 09:30 (Europe/Berlin)" in c.description
+    assert charts.findings_by_week(dashboard(findings=None)).empty
 
 
 def test_an_empty_dashboard_has_empty_charts() -> None:
-    d = dashboard(exits_by_week=(), therapists=(), absences=(), billing_by_week=())
+    d = dashboard(
+        exits_by_week=(),
+        therapists=(),
+        absences=(),
+        billing_by_week=(),
+        findings=FindingsByWeek((), 0, "1"),
+    )
     for c in charts.charts(d):
         assert c.empty
 

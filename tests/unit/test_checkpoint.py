@@ -22,6 +22,7 @@ class FakeChains:
     hashes: dict[tuple[str, int], str] = field(default_factory=dict)
     broken: dict[str, tuple[int, str]] = field(default_factory=dict)
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    derived: list[str] = field(default_factory=list)
 
     def hash(self, chain: str, seq: int) -> str:
         return self.hashes.get((chain, seq), f"{chain[0]}{seq:063d}")
@@ -41,6 +42,9 @@ class FakeChains:
 
     def projection_counts(self) -> Mapping[str, tuple[int, int]]:
         return self.counts
+
+    def derived_problems(self) -> list[str]:
+        return self.derived
 
 
 def test_a_checkpoint_round_trips_and_holds() -> None:
@@ -100,6 +104,15 @@ def test_query_tables_out_of_step_with_the_ledger_are_reported() -> None:
     chains = FakeChains(counts={"sessions": (9, 10), "exits": (3, 3)})
     (problem,) = check(chains, KEYS).problems
     assert str(problem).startswith("query tables: the sessions table has 9 rows")
+
+
+def test_a_rollup_that_disagrees_is_reported() -> None:
+    chains = FakeChains(derived=["dashboard_days: practice p1: 2 rows differ"])
+    (problem,) = check(chains, KEYS).problems
+    assert str(problem) == (
+        "query tables: dashboard_days: practice p1: 2 rows differ (stepout rebuild rebuilds it)"
+    )
+    assert check(chains, KEYS, projections=False).problems == ()
 
 
 @pytest.mark.parametrize(

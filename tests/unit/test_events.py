@@ -15,5 +15,5 @@ def test_an_event_kind_outside_the_catalogue_is_refused() -> None:
 def test_every_catalogued_kind_is_an_entity_and_a_verb() -> None:
     for kind in KINDS:
         entity, _, verb = kind.partition(".")
-        assert entity in {"practice", "session", "exit", "concern", "finding"}
+        assert entity in {"practice", "session", "exit", "concern", "finding", "appointment"}
         assert verb

@@ -194,6 +194,12 @@ def json_body(method: str, path: str, room: str = ANY_ROOM) -> Any:
         "attendant": {"client_attended_by": "Reception"},
         "classify": {"reason": "technical"},
         "amend": {"changes": _amendable(path), "note": "Synthetic correction."},
+        "presence": {
+            "session": "s-synthetic",
+            "participant": "therapist",
+            "event": "left",
+            "at": "2026-03-02T15:00:00+00:00",
+        },
     }.get(last)
 
 
@@ -224,6 +230,7 @@ def form_body(method: str, path: str, csrf: str | None, room: str = ANY_ROOM) ->
         "safeguards": {"safeguard": "door_closed"},
         "ems": {"ems": "not_needed"},
         "attendant": {"attendant": "Reception"},
+        "classify": {"reason": "technical"},
         "amend": {
             "note": "Synthetic correction.",
             "reason": "other",

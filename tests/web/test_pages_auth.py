@@ -12,7 +12,7 @@ from tests.web.pages_support import csrf_of, enter_code, login
     ("username", "home"),
     [
         ("a-ther", "/console"),
-        ("a-super", "/supervise"),
+        ("a-super", "/supervise/dashboard"),
         ("a-admin", "/supervise"),
         ("a-bill", "/supervise"),
     ],
@@ -129,7 +129,7 @@ def test_the_root_sends_to_login_or_the_role_home(web: Web) -> None:
     c = web.client
     assert c.get("/", follow_redirects=False).headers["location"] == "/login"
     login(c, "a-super")
-    assert c.get("/", follow_redirects=False).headers["location"] == "/supervise"
+    assert c.get("/", follow_redirects=False).headers["location"] == "/supervise/dashboard"
 
 
 def test_the_vendored_htmx_is_served_with_its_licence(web: Web) -> None:

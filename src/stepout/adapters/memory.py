@@ -11,6 +11,7 @@ from stepout.domain.facetime import gross_minutes
 from stepout.domain.instants import Instant, day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.schedule import Appointment
 from stepout.services.audit import AuditRecord
 from stepout.services.ports import Selection, SessionBundle
 
@@ -77,6 +78,28 @@ class MemoryRecords:
         found = [c for c in self._all_concerns() if c.session == session_id]
         return sorted(found, key=lambda c: (c.raised_at, c.id))
 
+    def appointment(self, appointment_id: str) -> Appointment | None:
+        found = self._get("appointment", appointment_id)
+        return found if isinstance(found, Appointment) else None
+
+    def appointments(self, ids: Iterable[str]) -> dict[str, Appointment]:
+        return {i: a for i in ids if (a := self.appointment(i)) is not None}
+
+    def appointments_of_therapist(
+        self, practice: str, therapist: str, starts_from: Instant, starts_before: Instant
+    ) -> list[tuple[Appointment, bool]]:
+        found = [
+            r
+            for r in self._r.values()
+            if isinstance(r, Appointment)
+            and (r.practice, r.therapist) == (practice, therapist)
+            and starts_from <= r.start < starts_before
+        ]
+        found.sort(key=lambda a: (a.start, a.id))
+        return [
+            (a, (s := self.session(a.id)) is not None and s.practice == a.practice) for a in found
+        ]
+
     def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
         for x in self._all_exits():
             s = self.session(x.session)
@@ -92,6 +115,10 @@ class MemoryRecords:
 
     def _all_sessions(self) -> list[Session]:
         return [r for r in self._r.values() if isinstance(r, Session)]
+
+    def sessions_in_progress(self, practice: str) -> list[Session]:
+        found = [s for s in self._all_sessions() if s.practice == practice and s.in_progress]
+        return sorted(found, key=lambda s: (s.start, s.id))
 
     def session_in_room(self, practice: str, room: str) -> Session | None:
         found = [

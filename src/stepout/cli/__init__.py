@@ -5,7 +5,18 @@ from typing import Annotated
 import typer
 
 from stepout import __version__
-from stepout.cli import accounts, admin, keys, records, report, reports, serve
+from stepout.cli import (
+    accounts,
+    admin,
+    fhir,
+    keys,
+    records,
+    report,
+    reports,
+    schedule,
+    sensors,
+    serve,
+)
 from stepout.cli.groups import default_group
 
 app = typer.Typer(
@@ -36,11 +47,14 @@ app.command("init")(admin.init)
 app.command("demo")(admin.demo)
 import_app = default_group("Import records (the default: `stepout import FILE`) or a schedule.")
 import_app.command("records")(records.import_)
+import_app.command("schedule")(schedule.import_schedule_command)
+import_app.command("fhir")(fhir.import_fhir)
 app.add_typer(import_app, name="import")
 export_app = default_group(
     "Export records (the default: `stepout export`) or a FHIR Bundle.", no_args_is_help=False
 )
 export_app.command("records")(records.export)
+export_app.command("fhir")(fhir.export_fhir)
 app.add_typer(export_app, name="export")
 app.command("generate")(records.generate_)
 app.command("audit")(reports.audit)
@@ -58,6 +72,7 @@ app.add_typer(accounts.users_app, name="users")
 app.add_typer(accounts.rooms_app, name="rooms")
 app.add_typer(accounts.tokens_app, name="tokens")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(sensors.sensors_app, name="sensors")
 
 
 def main() -> None:

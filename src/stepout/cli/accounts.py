@@ -147,7 +147,12 @@ def practice_help(
 def user_add(
     username: Annotated[str, typer.Argument(help="One word; what they sign in with.")],
     practice: Practice,
-    role: Annotated[str, typer.Option("--role", help="admin, supervisor, therapist or biller.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="admin, supervisor, therapist, biller or integration (a video platform)."
+        ),
+    ],
     password_stdin: PasswordStdin = False,
     user_id: Annotated[
         str | None,

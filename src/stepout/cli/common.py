@@ -21,7 +21,10 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    # Not wrapped: a path or a key cut at the terminal's edge cannot be copied whole.
+    err_console.print(
+        Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 

@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -20,10 +20,12 @@ from stepout.adapters.render import (
 from stepout.bootstrap import effective_policy
 from stepout.cli.common import console, database, fail, parse_as_of, parse_day, settings
 from stepout.cli.summary import print_summary
+from stepout.domain.instants import Instant
 from stepout.policy.model import RULE_IDS, Policy, PolicyError, describe
 from stepout.services.audit import cli_caller, span_target, write_alone
 from stepout.services.ports import Selection
 from stepout.services.reporting import run_audit, run_billing, summarize
+from stepout.services.tables import safe_cell
 
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="First session date (YYYY-MM-DD), inclusive.")
@@ -68,6 +70,13 @@ def _audited(db: "Database", action: str, selection: Selection, count: int) -> N
     write_alone(db.uow, cli_caller().record(action, target, count=count))
 
 
+def _neutral(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row whose text cannot run as a spreadsheet formula: a cell starting with = + - @,
+    a tab or a carriage return gets a leading `'`, as the pages' downloads do
+    (`services.tables.safe_cell`)."""
+    return {k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 def _more(shown: int, total: int) -> None:
     if shown < total:
         console.print(f"… {total - shown} more; use --limit 0, or --format csv or json.")
@@ -98,15 +107,30 @@ def audit(
         with db.uow(read_only=True) as uow:
             findings = run_audit(uow.records, selection, the_policy, instant, rule or None)
         _audited(db, "findings.read", selection, len(findings))
-    if out_format == "json":
-        write_json((f.as_dict() for f in findings), sys.stdout)
-    elif out_format == "csv":
-        write_csv((f.as_dict() for f in findings), FINDING_FIELDS, sys.stdout)
-    else:
-        shown = findings if limit <= 0 else findings[:limit]
-        console.print(findings_table(shown, len(findings)))
-        _more(len(shown), len(findings))
-        console.print(f"Policy {the_policy.name} version {the_policy.version}.")
+        if out_format == "json":
+            write_json((f.as_dict() for f in findings), sys.stdout)
+        elif out_format == "csv":
+            write_csv((f.as_dict() for f in findings), FINDING_FIELDS, sys.stdout)
+        else:
+            shown = findings if limit <= 0 else findings[:limit]
+            console.print(findings_table(shown, len(findings)))
+            _more(len(shown), len(findings))
+            console.print(f"Policy {the_policy.name} version {the_policy.version}.")
+        if as_of is None and policy is None:  # the policy in force, now: the dashboard's
+            sys.stdout.flush()
+            refresh_stored(db, the_policy, instant)
+
+
+def refresh_stored(db: "Database", policy: Policy, at: Instant) -> None:
+    """Bring the stored audit of every practice up to date (`adapters.db.findings_store`): the
+    dashboard's findings chart then needs no audit of its own. Prints nothing."""
+    from stepout.adapters.db.findings_store import refresh
+    from stepout.adapters.reports.monthly import practice_ids
+
+    with db.uow(read_only=True) as uow:
+        practices = practice_ids(uow.connection)
+    for practice in practices:
+        refresh(db, practice, policy, at)
 
 
 def billing(
@@ -134,7 +158,7 @@ def billing(
     if out_format == "json":
         write_json((billing_dict(line) for line in lines), sys.stdout)
     elif out_format == "csv":
-        write_csv((billing_dict(line) for line in lines), BILLING_FIELDS, sys.stdout)
+        write_csv((_neutral(billing_dict(line)) for line in lines), BILLING_FIELDS, sys.stdout)
     else:
         shown = lines if limit <= 0 else lines[:limit]
         console.print(billing_table(shown, len(lines)))

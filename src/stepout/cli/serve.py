@@ -5,6 +5,7 @@ per request from Stepout's request log, which names the route's template, never 
 displays carry their token in `?token=`). SQLite is served by one process; PostgreSQL by as
 many workers as asked (live updates cross processes through LISTEN/NOTIFY)."""
 
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
@@ -69,12 +70,13 @@ def run_server(
     workers: int = 1,
     forwarded_allow_ips: str | None = None,
     access_log: bool = True,
+    app: str = APP,
 ) -> None:
     """Run uvicorn until SIGINT or SIGTERM (one app per worker, built from the environment)."""
     import uvicorn
 
     uvicorn.run(
-        APP,
+        app,
         factory=True,
         host=host,
         port=port,
@@ -107,8 +109,21 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request.")
     ] = True,
+    sensors: Annotated[
+        Path | None,
+        typer.Option(
+            "--sensors",
+            help="A sensors file (docs/sensors.md): also run the MQTT sensors consumer in the "
+            "server, so that detected exits reach the room displays at once.",
+            dir_okay=False,
+        ),
+    ] = None,
+    broker: Annotated[
+        str, typer.Option("--broker", help="With --sensors: the MQTT broker, mqtt://host[:port].")
+    ] = "mqtt://127.0.0.1:1883",
 ) -> None:
     """Run the web app: the therapist's console, the room displays and the REST API."""
+    app = APP if sensors is None else _with_sensors(sensors, broker, workers)
     where = check_ready(workers)
     url = base_url(host, port)
     plural = "" if workers == 1 else "s"
@@ -129,5 +144,32 @@ def serve(
     if public != url:
         console.print(f"Links printed by the CLI use STEPOUT_PUBLIC_URL={public}.", soft_wrap=True)
     run_server(
-        host, port, workers=workers, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log
+        host,
+        port,
+        workers=workers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=access_log,
+        app=app,
     )
+
+
+def _with_sensors(path: Path, broker: str, workers: int) -> str:
+    """Check the sensors file and the broker, hand them to the app factory (through the
+    environment: uvicorn builds the app from an import string), and name that factory."""
+    import os
+
+    from stepout.cli.sensors import broker_of, read_sensors_file
+
+    if workers > 1:
+        fail(
+            "--sensors runs the consumer in one server process: with several workers, run "
+            "`stepout sensors run` beside them (PostgreSQL tells every worker)"
+        )
+    read_sensors_file(path)
+    broker_of(broker)
+    from stepout.adapters.mqtt.wiring import APP as SENSORS_APP
+    from stepout.adapters.mqtt.wiring import BROKER_ENV, FILE_ENV
+
+    os.environ[FILE_ENV] = str(path.resolve())
+    os.environ[BROKER_ENV] = broker
+    return SENSORS_APP

@@ -4,8 +4,10 @@ practice tells a client left alone in a room. Plain data; storage and hashing li
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Role = Literal["admin", "supervisor", "therapist", "biller"]
-ROLES: Final = ("admin", "supervisor", "therapist", "biller")
+# `integration`: a system, not a person (a video platform reporting who is on a call). It may
+# report presence and nothing else: no reading of sessions, no workflow, no pages.
+Role = Literal["admin", "supervisor", "therapist", "biller", "integration"]
+ROLES: Final = ("admin", "supervisor", "therapist", "biller", "integration")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,15 +15,18 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartSession:
-    """The session starts now."""
+    """The session starts now. From an `appointment` (its id), the session takes the
+    appointment's id, client, room, modality and billed codes, and the fields below must be
+    left empty; the therapist must be the appointment's."""
 
     practice: str
     actor: str | None = None
     therapist: str
-    client: str
-    room: str
-    modality: str  # one of MODALITIES
+    client: str = ""
+    room: str = ""
+    modality: str = ""  # one of MODALITIES
     billed_codes: tuple[str, ...] = ()
+    appointment: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +45,28 @@ class DeclareExit:
     client_attended_by: str | None = None
     ems: str | None = None  # one of EMS_DECISIONS
     ems_note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectExit:
+    """A sensor saw the session's therapist leave at `left_at` (`stepout.domain.detection`).
+    While the therapist already has an exit open, it is the same absence: nothing changes."""
+
+    practice: str
+    actor: str | None = "sensor"
+    session: str
+    left_at: int  # an Instant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SensorReturn:
+    """A sensor saw the session's therapist back at `returned_at`: the end of their open
+    sensor-detected exit in that session, if any (otherwise nothing changes)."""
+
+    practice: str
+    actor: str | None = "sensor"
+    session: str
+    returned_at: int  # an Instant
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +196,8 @@ ExitCommand = (
 Command = (
     StartSession
     | DeclareExit
+    | DetectExit
+    | SensorReturn
     | ExitCommand
     | Amend
     | EndSession

@@ -20,8 +20,14 @@ from stepout.domain.interchange import (
 )
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.schedule import (
+    APPOINTMENT_KINDS,
+    Appointment,
+    AppointmentError,
+    evolve_appointment,
+)
 
-Record = Session | Exit | Concern | Practice
+Record = Session | Exit | Concern | Practice | Appointment
 
 
 class Event(NamedTuple):
@@ -65,6 +71,12 @@ KINDS: Final[dict[str, str]] = {
     "finding.acknowledged": "rule, session, exit, therapist, note",
     "finding.assigned": "rule, session, exit, therapist, assignee",
     "finding.resolved": "rule, session, exit, therapist, note",
+    # An appointment (subject: its id; `stepout.domain.schedule`). Not in CREATES: the
+    # appointments have their own projection (`adapters.db.appointments`).
+    "appointment.scheduled": "practice, therapist, client, room, modality, start, end, "
+    "billed_codes",
+    "appointment.rescheduled": "therapist, client, room, modality, start, end, billed_codes",
+    "appointment.cancelled": "(nothing)",
 }
 
 CREATES: Final = frozenset(
@@ -95,13 +107,20 @@ def evolve(current: Record | None, event: Event) -> Record:
         raise EvolveError(f"{kind}: not an event kind of the ledger")
     if kind.startswith("finding."):
         raise EvolveError(f"{kind}: a finding's review is folded by domain.reviews, not here")
+    if kind in APPOINTMENT_KINDS:
+        if current is not None and not isinstance(current, Appointment):
+            raise EvolveError(f"{kind} does not apply to {type(current).__name__}")
+        try:
+            return evolve_appointment(current, kind, event.subject, d)
+        except AppointmentError as e:
+            raise EvolveError(str(e)) from None
     if kind in CREATES:
         if current is not None:
             raise EvolveError(f"{kind}: {event.subject} already exists")
         return _create(event)
     if current is None:
         raise EvolveError(f"{kind}: {event.subject} does not exist")
-    if kind.endswith(".amended") and not isinstance(current, Practice):
+    if kind.endswith(".amended") and not isinstance(current, Practice | Appointment):
         return _amend(current, d["changes"])
     if isinstance(current, Session) and kind == "session.ended":
         return replace(current, end=parse_instant(d["end"]))

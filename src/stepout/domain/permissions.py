@@ -29,6 +29,9 @@ OPERATIONS: Final[dict[str, frozenset[Role]]] = {
     "billing.read": frozenset({"admin", "supervisor", "biller"}),
     "dashboard.read": frozenset({"admin", "supervisor"}),
     "accounts.read": frozenset({"admin"}),
+    # A video platform's integration reports who left or rejoined a call (least privilege: the
+    # role can do nothing else, and no staff role can do this).
+    "presence.report": frozenset({"integration"}),
 }
 
 
@@ -68,10 +71,13 @@ ROUTES: Final[dict[str, Access]] = {
     "POST /api/v1/concerns/{concern_id}/acknowledge": "concern.acknowledge",
     "POST /api/v1/concerns/{concern_id}/amend": ("record.amend", "concerns.read"),
     "POST /api/v1/records": "records.import",
+    "GET /api/v1/fhir/Bundle": ("session.read", "findings.read"),
+    "POST /api/v1/fhir/Bundle": "records.import",
     "GET /api/v1/findings": "findings.read",
     "POST /api/v1/findings/{key}/acknowledge": "finding.review",
     "POST /api/v1/findings/{key}/assign": "finding.review",
     "POST /api/v1/findings/{key}/resolve": "finding.review",
+    "POST /api/v1/presence": "presence.report",
     "GET /api/v1/rooms/{room}/display": ROOM_DISPLAY,
     "GET /api/v1/rooms/{room}/display/events": ROOM_DISPLAY,
     "GET /api/v1/openapi.json": PUBLIC,
@@ -99,6 +105,7 @@ ROUTES: Final[dict[str, Access]] = {
     "POST /console/exits/{exit_id}/ems": "exit.update",
     "POST /console/exits/{exit_id}/attendant": "exit.update",
     "POST /console/exits/{exit_id}/check-in": "exit.update",
+    "POST /console/exits/{exit_id}/classify": "exit.update",
     "POST /console/exits/{exit_id}/sign": "exit.sign",
     "POST /console/exits/{exit_id}/amend": "record.amend",
     "GET /supervise": "session.read",
@@ -126,6 +133,8 @@ ROUTES: Final[dict[str, Access]] = {
     "GET /supervise/export/therapist-share.json": "dashboard.read",
     "GET /supervise/export/absences.csv": "dashboard.read",
     "GET /supervise/export/absences.json": "dashboard.read",
+    "GET /supervise/export/findings-by-week.csv": "dashboard.read",
+    "GET /supervise/export/findings-by-week.json": "dashboard.read",
     "GET /supervise/export/billing-by-week.csv": "dashboard.read",
     "GET /supervise/export/billing-by-week.json": "dashboard.read",
     "GET /supervise/export/sessions.csv": "dashboard.read",
@@ -145,7 +154,8 @@ ROUTES: Final[dict[str, Access]] = {
 # here so that a new command is a deliberate addition to what the operator's role covers.
 OPERATOR_COMMANDS: Final = frozenset(
     {
-        "init", "demo", "serve", "import records", "export records", "generate", "audit",
+        "init", "demo", "serve", "import records", "export records",
+        "import fhir", "export fhir", "import schedule", "generate", "audit",
         "billing", "summary", "verify", "checkpoint", "backup", "rebuild", "policy show", "report",
         "keys generate", "keys status", "keys rotate", "keys rewrap", "keys retire",
         "practices add", "practices help",
@@ -153,6 +163,7 @@ OPERATOR_COMMANDS: Final = frozenset(
         "users mfa-reset",
         "rooms add", "rooms token", "rooms list", "rooms revoke",
         "tokens create", "tokens revoke",
+        "sensors run", "sensors simulate",
     }
 )  # fmt: skip
 

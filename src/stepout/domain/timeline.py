@@ -17,7 +17,7 @@ from stepout.domain.billing import BillingStatus, billing_status, supported_code
 from stepout.domain.facetime import gross_minutes, net_minutes
 from stepout.domain.instants import Instant
 from stepout.domain.records import Exit, Session
-from stepout.domain.vocabulary import SAFEGUARDS, ClientInformed, EmsDecision, Reason
+from stepout.domain.vocabulary import SAFEGUARDS, ClientInformed, EmsDecision, Reason, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,7 @@ class Gap:
     checked_in: bool
     signed_at: Instant | None
     amendments: tuple[Instant, ...]  # when each amendment was made, oldest first
+    source: Source = "declared"  # "sensor": detected, not declared (`domain.detection`)
 
     @property
     def returned(self) -> bool:
@@ -133,6 +134,7 @@ def build(
                 checked_in=x.checked_in,
                 signed_at=x.signed_at,
                 amendments=tuple(sorted(notes.get(x.id, ()))),
+                source=x.source,
             )
         )
 

@@ -28,16 +28,18 @@ from stepout.domain.commands import (
     ConfirmSafeguard,
     DecideEms,
     DeclareExit,
+    DetectExit,
     EndSession,
     InformClient,
     RaiseConcern,
     Return,
+    SensorReturn,
     SignExit,
     StartSession,
 )
 
 Outcome = Literal["ok", "refused", "failed"]
-Channel = Literal["api", "page", "cli", "display"]
+Channel = Literal["api", "page", "cli", "display", "sensor"]
 
 OK: Final = "ok"
 REFUSED: Final = "refused"  # the caller may not (401, 403, or a record it may not see: 404)
@@ -59,6 +61,10 @@ ACTIONS: Final[dict[str, str]] = {
     "exit.ems": "the emergency-services decision",
     "exit.attendant": "who stayed with the client",
     "exit.classify": "a sensor-detected exit given its reason",
+    "exit.detect": "a sensor saw a therapist out of their session (actor `sensor`)",
+    "exit.sensor_return": "a sensor saw the therapist back (actor `sensor`)",
+    "presence.report": "a video platform reported a participant leaving or rejoining the call "
+    "(target: the session)",
     "exit.sign": "an exit's documentation signed",
     "session.amend": "a session amended",
     "exit.amend": "an exit amended",
@@ -69,6 +75,8 @@ ACTIONS: Final[dict[str, str]] = {
     "finding.assign": "a finding assigned to a therapist (target: the finding's key)",
     "finding.resolve": "a finding resolved, with a note (target: the finding's key)",
     "records.import": "records imported (JSON Lines)",
+    "schedule.import": "a schedule imported: appointments from CSV, iCalendar or a FHIR Bundle "
+    "(count: appointments read)",
     # Reads of health data: recorded before the data is returned.
     "session.read": "one session, with its exits (and concerns, for supervisors)",
     "session.list": "a day's sessions (target: the date; count: how many)",
@@ -80,6 +88,8 @@ ACTIONS: Final[dict[str, str]] = {
     "billing.read": "billing lines of a selection (count: how many)",
     "summary.read": "the at-a-glance summary (`stepout summary`)",
     "records.export": "every stored record exported (count: how many)",
+    "fhir.export": "a FHIR Bundle of a selection (target: the period, or `list`; count: "
+    "resources, on the API)",
     "dashboard.read": "the supervisor's dashboard: its charts' figures (target: the period)",
     "report.export": "a monthly report (`stepout report`, or the dashboard's download; "
     "target: the month's dates, or the one practice)",
@@ -107,6 +117,8 @@ WRITES: Final[dict[type, str]] = {
     DecideEms: "exit.ems",
     ArrangeAttendant: "exit.attendant",
     ClassifyExit: "exit.classify",
+    DetectExit: "exit.detect",
+    SensorReturn: "exit.sensor_return",
     SignExit: "exit.sign",
     RaiseConcern: "concern.raise",
     AcknowledgeConcern: "concern.acknowledge",

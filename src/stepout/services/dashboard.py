@@ -18,11 +18,14 @@ practice's time zone, named by their Monday. An absence lasts from leaving to re
 exit that never returned lasts to its session's end (`stepout.domain.facetime.exit_duration`,
 as `absence-too-long` judges it). Billing status is `stepout.domain.billing`'s, per session.
 
-Findings by rule and severity are not here: the policy engine judges them in Python
-(`services.reporting.run_audit`); see the module `stepout.adapters.db.dashboard` for how.
+Findings by rule and severity come from the policy engine (Python), through the findings
+store (`stepout.adapters.db.findings_store`: the practice's last audit run, refreshed when the
+ledger moves on): `FindingsByWeek`, set on the dashboard by the page and the report.
+`therapist`, `room` and the period narrow it as the rest; `reason` keeps only findings about
+an exit of that reason.
 
 Reading the dashboard reads health data in aggregate: the caller records it in the audit trail
-(`summary.read`, target the period), as `stepout summary` does.
+(`dashboard.read`, target the period).
 """
 
 from dataclasses import dataclass, field
@@ -142,6 +145,27 @@ class WeekStatusCount:
 
 
 @dataclass(frozen=True, slots=True)
+class WeekRuleCount:
+    """Findings of one rule and severity about sessions that started in one week."""
+
+    week: date  # the Monday
+    rule: str
+    severity: str  # violation, warning
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsByWeek:
+    """The findings chart's figures, from a stored audit run of the practice."""
+
+    counts: tuple[WeekRuleCount, ...]  # by week, then rule, then severity
+    computed: Instant  # the run's as-of instant
+    policy_version: str
+    about_therapists: int = 0  # findings with no session (exit-rate-high): not in the chart
+    pending: str | None = None  # why the run shown is out of date (a new one is under way)
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     sessions: int  # ended sessions in the period (therapist/room filters applied)
     sessions_with_exits: int
@@ -175,6 +199,7 @@ class Dashboard:
     absence_bins: tuple[AbsenceBin, ...]  # REASONS order then lower; only non-empty bins
     billing_by_week: tuple[WeekStatusCount, ...]  # by week, then STATUSES order
     notes: tuple[str, ...] = field(default=())  # approximations made, if any (empty: exact)
+    findings: FindingsByWeek | None = None  # set from the findings store (None: not read)
 
 
 class DashboardQueries(Protocol):

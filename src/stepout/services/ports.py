@@ -14,6 +14,7 @@ from stepout.domain.events import Event
 from stepout.domain.instants import Instant
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.schedule import Appointment
 from stepout.services.audit import AuditTrail
 
 
@@ -47,12 +48,24 @@ class Records(Protocol):
     def concern(self, concern_id: str) -> Concern | None: ...
     def concerns(self, ids: Iterable[str]) -> dict[str, Concern]: ...
     def concerns_of_session(self, session_id: str) -> list[Concern]: ...
+    def appointment(self, appointment_id: str) -> Appointment | None: ...
+    def appointments(self, ids: Iterable[str]) -> dict[str, Appointment]: ...
+
+    def appointments_of_therapist(
+        self, practice: str, therapist: str, starts_from: Instant, starts_before: Instant
+    ) -> list[tuple[Appointment, bool]]:
+        """The therapist's appointments planned to start in [starts_from, starts_before), by
+        start, each with whether it has started (a session with its id exists)."""
 
     def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
         """The therapist's exit with no return, in a session still in progress, if any."""
 
     def session_in_room(self, practice: str, room: str) -> Session | None:
         """The room's session in progress (the latest started, should there be two)."""
+
+    def sessions_in_progress(self, practice: str) -> list[Session]:
+        """The practice's sessions with no end yet, by start (what the presence service
+        watches)."""
 
     def last_ended_in_room(self, practice: str, room: str, ended_since: Instant) -> Session | None:
         """The room's session that ended last, at or after `ended_since`, if any."""

@@ -10,6 +10,12 @@ Which finding: a key the caller's practice has a review for, or the key of a fin
 of the practice finds now (over `selection`, every record by default; an `exit-rate-high`
 finding depends on the period, so a caller that listed it over a period passes that period).
 Any other key, another practice's included, is not found.
+
+The first step on a finding nobody has reviewed must find it. With a findings store
+(`lookup`: on SQL storage `stepout.adapters.db.findings_store.lookup`), that is an indexed
+read of the practice's stored audit (refreshed first, in the step's transaction, if the
+ledger has moved on since it was computed); only `exit-rate-high`, which depends on the
+period, is judged again over the caller's period. Without one, the practice's audit runs.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +56,15 @@ class Reviews(Protocol):
 class ReviewsUnitOfWork(AccountsUnitOfWork, Protocol):
     @property
     def reviews(self) -> Reviews: ...
+
+
+class FindingsLookup(Protocol):
+    """The stored finding of `practice` with the review key `key`, the store made current
+    first within `uow`'s transaction (None: no stored finding has it)."""
+
+    def __call__(
+        self, uow: ReviewsUnitOfWork, practice: str, key: str, policy: Policy, at: Instant
+    ) -> Finding | None: ...
 
 
 class FindingNotFound(LookupError):
@@ -103,6 +118,7 @@ def locate(
     policy: Policy,
     as_of: Instant,
     selection: Selection | None = None,
+    lookup: FindingsLookup | None = None,
 ) -> Review:
     """The review of the finding `key` names in `practice` (open if never touched)."""
     if not is_key(key):
@@ -110,9 +126,17 @@ def locate(
     stored = uow.reviews.review(practice, key)
     if stored is not None:
         return stored
+    rules: tuple[str, ...] | None = None
+    if lookup is not None:
+        found = lookup(uow, practice, key, policy, as_of)
+        if found is not None:
+            return open_review(practice, found)
+        rules = ("exit-rate-high",)  # the one rule whose findings depend on the period
+        if not policy.rule("exit-rate-high").enabled:
+            raise FindingNotFound(key)
     scope = selection or Selection()
     scoped = Selection(scope.date_from, scope.date_to, practice, scope.therapist)
-    for f in run_audit(uow.records, scoped, policy, as_of):
+    for f in run_audit(uow.records, scoped, policy, as_of, rules):
         if finding_key(practice, f) == key:
             return open_review(practice, f)
     raise FindingNotFound(key)
@@ -138,6 +162,7 @@ def review_step(
     note: str = "",
     assignee: str | None = None,
     selection: Selection | None = None,
+    lookup: FindingsLookup | None = None,
 ) -> Review:
     """Take one review step on the finding `key` as `user`: its event and its audit record
     in one transaction. Raises `Forbidden`, `FindingNotFound`, `NotATherapist` or
@@ -145,7 +170,7 @@ def review_step(
     authorize(user, "finding.review")
     practice = user.practice
     with uow_factory() as uow:
-        review = locate(uow, practice, key, policy, at, selection)
+        review = locate(uow, practice, key, policy, at, selection, lookup)
         if step == "acknowledge":
             event = acknowledge(review, note, actor=user.id, at=at)
         elif step == "resolve":

@@ -29,10 +29,12 @@ from stepout.domain.commands import (
     ConfirmSafeguard,
     DecideEms,
     DeclareExit,
+    DetectExit,
     EndSession,
     InformClient,
     RaiseConcern,
     Return,
+    SensorReturn,
     SignExit,
     StartSession,
 )
@@ -51,6 +53,7 @@ R = TypeVar("R", Session, Exit, Concern)
 _PREFIXES: Final[dict[type, str]] = {
     StartSession: ids.SESSION,
     DeclareExit: ids.EXIT,
+    DetectExit: ids.EXIT,
     RaiseConcern: ids.CONCERN,
 }
 
@@ -60,6 +63,11 @@ def load_facts(records: Records, command: Command) -> Facts:
     record the command names (which the protocol then treats as not found)."""
     mine = command.practice
     match command:
+        case StartSession() if command.appointment is not None:
+            # The session of that id, if one exists already: the appointment has started.
+            a = records.appointment(command.appointment)
+            started = None if a is None else records.session(a.id)
+            return Facts(practice=records.practice(mine), appointment=a, session=started)
         case StartSession():
             return Facts(practice=records.practice(mine))
         case DeclareExit():
@@ -67,6 +75,13 @@ def load_facts(records: Records, command: Command) -> Facts:
             if s is None or s.practice != mine:
                 return Facts(session=s)
             return Facts(session=s, open_exit=records.open_exit_of_therapist(mine, s.therapist))
+        case DetectExit() | SensorReturn():
+            s = records.session(command.session)
+            if s is None or s.practice != mine:
+                return Facts(session=s)
+            exits = tuple(records.exits_of_session(s.id)) if isinstance(command, DetectExit) else ()
+            out = records.open_exit_of_therapist(mine, s.therapist)
+            return Facts(session=s, open_exit=out, exits=exits)
         case EndSession():
             s = records.session(command.session)
             if s is None or s.practice != mine:

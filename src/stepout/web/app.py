@@ -22,6 +22,8 @@ from stepout.domain.instants import now
 from stepout.services.accounts import AccountService
 from stepout.services.workflow import Clock, Workflow
 from stepout.web import errors
+from stepout.web.api import fhir as fhir_api
+from stepout.web.api import presence as presence_api
 from stepout.web.api import router as api_router
 from stepout.web.audit import AuditRequests
 from stepout.web.live import Hub, LocalNotifier, Notifier, PostgresNotifier
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         clock=clock,
     )
 
+    presence = presence_api.presence_services(state)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Writes queue for one lock anyway: a few threads serve them as fast as forty, and
@@ -63,9 +67,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         hub.bind(asyncio.get_running_loop())
         notifier.start()
+        presence.start()
         try:
             yield
         finally:
+            presence.stop()
             notifier.stop()
             db.dispose()
 
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
         lifespan=lifespan,
     )
     app.state.stepout = state
+    state.presence = presence  # exits nobody declared (web/api/presence.py)
     app.router.routes.append(Route("/healthz", _Health(), include_in_schema=False))
     errors.install(app)
     app.add_middleware(TenantSeal)  # every request starts with no practice scope
@@ -86,6 +93,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = now) -> FastA
     app.add_middleware(RequestLog)  # one JSON line per request, outermost (web/requestlog.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router, prefix="/api/v1")
+    app.include_router(fhir_api.router, prefix="/api/v1")
+    app.include_router(presence_api.router, prefix="/api/v1")
     app.add_api_route("/api/docs", _api_docs, include_in_schema=False)
     app.include_router(pages_router)
     return app

@@ -16,6 +16,7 @@ from stepout.web.live import Hub, Notifier
 
 if TYPE_CHECKING:
     from stepout.adapters.db import Database
+    from stepout.services.presence import PresenceServices
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class AppState:
     notifier: Notifier
     keys: Keys
     clock: Clock
+    presence: "PresenceServices | None" = None  # exits nobody declared (web/api/presence.py)
 
     def now(self) -> Instant:
         return self.clock()

@@ -11,7 +11,7 @@ from typing import Final, Self
 
 from sqlalchemy import Connection, Engine, select, text
 
-from stepout.adapters.db import audit, ledger, migrate, tenancy
+from stepout.adapters.db import audit, findings_store, ledger, migrate, rollup, tenancy
 from stepout.adapters.db.engine import create_engine_for, write_connection
 from stepout.adapters.db.migrate import SchemaNotCurrent
 from stepout.adapters.db.projection import Projector
@@ -32,6 +32,7 @@ PROJECTED: Final = {
     "exits": ("exit.recorded", "exit.declared"),
     "concerns": ("concern.recorded", "concern.raised"),
     "amendments": ("session.amended", "exit.amended", "concern.amended"),
+    "appointments": ("appointment.scheduled",),
 }
 
 
@@ -138,13 +139,29 @@ class Database:
                 str(kind): int(n)
                 for kind, n in conn.execute(text("SELECT kind, COUNT(*) FROM events GROUP BY kind"))
             }
-            return {
+            counts = {
                 table: (
                     int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()),
                     sum(kinds.get(kind, 0) for kind in made_by),
                 )
                 for table, made_by in PROJECTED.items()
             }
+            # One review row per finding key that a `finding.*` entry names.
+            reviewed = "SELECT COUNT(DISTINCT subject) FROM events WHERE kind LIKE 'finding.%'"
+            counts["finding_reviews"] = (
+                int(conn.execute(text("SELECT COUNT(*) FROM finding_reviews")).scalar_one()),
+                int(conn.execute(text(reviewed)).scalar_one()),
+            )
+            # Not projections, checked alike (`services.checkpoint.DERIVED`): the findings
+            # store's rows against what its runs say they wrote.
+            counts["findings"] = findings_store.row_counts(conn)
+            return counts
+
+    def derived_problems(self) -> list[str]:
+        """Where the dashboard's rollup differs from the base tables it sums (a replay of the
+        sums, not a count: a value changed behind the projection's back is found)."""
+        with self._snapshot() as conn:
+            return rollup.rollup_mismatches(conn)
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:

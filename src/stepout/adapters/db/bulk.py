@@ -48,13 +48,22 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
-        if not rows:
-            return
+    def _start(self) -> None:
         if self._thread is None:
             _fast_switching(True)
             self._thread = threading.Thread(target=self._run, name="stepout-writer", daemon=True)
             self._thread.start()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement on the thread, after the writes submitted before it (the
+        dashboard's rollup: `stepout.adapters.db.rollup`)."""
+        self._start()
+        self._jobs.put((sql, list(params)))
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        self._start()
         names, width = ", ".join(columns), len(columns)
         one = "(" + ", ".join("?" * width) + ")"
         start = 0

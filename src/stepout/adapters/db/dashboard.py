@@ -1,6 +1,12 @@
 """The dashboard's figures as SQL aggregates (`stepout.services.dashboard`), on SQLite and
 PostgreSQL alike: the database groups and counts, Python only shapes the few result rows.
 
+Two implementations of the same figures: `SqlDashboard` groups the rollup that the
+projection keeps (`stepout.adapters.db.rollup`: per-week, per-day and per-exit rows), and
+`DirectDashboard` computes them from the sessions and exits at each call. The direct one is
+the reference: the tests hold the two equal on random data, amendments, imports and rebuilds.
+What follows describes the direct queries; the rollup stores their results per day.
+
 **Tenant scope.** Every query names the filter's practice; a unit of work whose scope does not
 reach it gets an empty dashboard (on PostgreSQL the row-level policies of migration 0007 would
 hide the rows anyway).
@@ -28,6 +34,7 @@ therapist, week) written by an audit run (per practice, nightly or after each im
 by policy version and as-of), which this module could then group like the rest.
 """
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +58,13 @@ from sqlalchemy import (
 
 from stepout.adapters.db import tenancy
 from stepout.adapters.db.rows import P, S, X
-from stepout.adapters.db.tables import ExitRow, SessionRow
+from stepout.adapters.db.tables import (
+    DashboardDayRow,
+    DashboardExitRow,
+    DashboardWeekRow,
+    ExitRow,
+    SessionRow,
+)
 from stepout.domain.billing import (
     CRISIS_FIRST_UNIT_MINUTES,
     CRISIS_PRIMARY,
@@ -226,8 +239,10 @@ def _minutes(micros: Any) -> float:
     return float(micros) / MICROS_PER_MINUTE
 
 
-class SqlDashboard:
-    """The dashboard's queries on a unit of work's connection (`uow.connection`)."""
+class DirectDashboard:
+    """The dashboard's figures computed from the base tables (`sessions`, `exits`) at each
+    call: the reference the rollup must agree with (tests, `bench.dashboard --direct`), and
+    the drill-down's session lists, which stay on the base tables (a page at a time)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -583,6 +598,240 @@ class SqlDashboard:
             .limit(limit)
         ).all()
         return [SessionLine(*row) for row in rows]
+
+
+def week_of(day: ColumnElement[int]) -> ColumnElement[int]:
+    """The Monday of a local day's ISO week (day numbers since 1970-01-01), as `_week`."""
+    return (day + _THURSDAY_SHIFT) // 7 * 7 - _THURSDAY_SHIFT
+
+
+class SqlDashboard(DirectDashboard):
+    """The dashboard's figures from the rollup (`stepout.adapters.db.rollup`): the same
+    figures as `DirectDashboard`, grouped from per-week, per-day and per-exit rows that need
+    no join instead of from every session of the period. The drill-down is the direct one
+    (a page of sessions, from the base tables)."""
+
+    def dashboard(self, filter_: DashboardFilter, threshold: ExitRateThreshold) -> Dashboard:
+        f = filter_
+        zone = self._zone(f.practice)
+        if zone is None:
+            return _empty(f, threshold)
+        conn = self._conn
+        if conn.dialect.name == "postgresql":
+            # psycopg prepares a statement run often; PostgreSQL's generic plan for it cannot
+            # see how many days the period holds. Plan each call for its own period.
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        first, last = (f.date_from - _EPOCH_DAY).days, (f.date_to - _EPOCH_DAY).days
+        exits = DashboardExitRow.__table__.c
+        exit_where: list[ColumnElement[bool]] = [
+            exits.practice == f.practice,
+            exits.day >= first,
+            exits.day <= last,
+        ]
+        if f.therapist is not None:
+            exit_where.append(exits.therapist == f.therapist)
+        if f.room is not None:
+            exit_where.append(exits.room == f.room)
+        if f.reason is not None:
+            exit_where.append(
+                exits.reason.is_(None) if f.reason == UNCLASSIFIED else exits.reason == f.reason
+            )
+
+        # Exits: counts by week and reason; lengths by reason, as each distinct length and
+        # its count (a few thousand rows), from which Python takes the bins and quartiles.
+        reason = func.coalesce(exits.reason, UNCLASSIFIED)
+        week = week_of(exits.day)
+        per_week = conn.execute(
+            select(week, reason, func.count()).where(*exit_where).group_by(week, reason)
+        ).all()
+        exits_by_week = sorted(
+            (WeekReasonCount(_day(w), r, int(n)) for w, r, n in per_week),
+            key=lambda c: (c.week, REASONS.index(c.reason)),
+        )
+        lengths = conn.execute(
+            select(reason, exits.duration_us, func.count())
+            .where(*exit_where)
+            .group_by(reason, exits.duration_us)
+        ).all()
+        absences, absence_bins = _lengths(lengths)
+
+        # Sessions: per therapist from the weeks and days; those with an exit (of the
+        # reason) from the exits.
+        counted = _session_counts(f, first, last).c
+        sessions = counted.supported + counted.undercoded + counted.unsupported + counted.not_billed
+        per_therapist: dict[str, int] = {
+            t: int(n)
+            for t, n in conn.execute(
+                select(counted.therapist, func.sum(sessions)).group_by(counted.therapist)
+            )
+        }
+        # Distinct sessions as groups of a subquery: hashed on PostgreSQL, where a
+        # count(DISTINCT) sorts its whole input.
+        per_session = (
+            select(exits.therapist, exits.session_pk, func.count().label("n"))
+            .where(*exit_where)
+            .group_by(exits.therapist, exits.session_pk)
+            .subquery("per_session")
+        )
+        left_rows = conn.execute(
+            select(per_session.c.therapist, func.count(), func.sum(per_session.c.n)).group_by(
+                per_session.c.therapist
+            )
+        ).all()
+        left = {t: (int(n), int(x)) for t, n, x in left_rows}
+        therapists, totals = _shares(per_therapist, left, threshold)
+
+        # Billing by week: every session from the days; with a reason, the sessions with an
+        # exit of it, from the exits.
+        billing: list[WeekStatusCount] = []
+        if f.reason is None:
+            wanted = STATUSES if f.status is None else (f.status,)
+            rows = conn.execute(
+                select(counted.week, *(func.sum(counted[st]) for st in wanted)).group_by(
+                    counted.week
+                )
+            ).all()
+            for w, *counts in rows:
+                for st, n in zip(wanted, counts, strict=True):
+                    if n:
+                        billing.append(WeekStatusCount(_day(w), st, int(n)))
+        else:
+            where = list(exit_where)
+            if f.status is not None:
+                where.append(exits.status == f.status)
+            # A session's exits share its day, hence its week and status.
+            sessions_of = (
+                select(week.label("week"), exits.status, exits.session_pk)
+                .where(*where)
+                .group_by(week, exits.status, exits.session_pk)
+                .subquery("sessions_of")
+            )
+            rows = conn.execute(
+                select(sessions_of.c.week, sessions_of.c.status, func.count()).group_by(
+                    sessions_of.c.week, sessions_of.c.status
+                )
+            ).all()
+            billing = [WeekStatusCount(_day(w), st, int(n)) for w, st, n in rows]
+        billing.sort(key=lambda c: (c.week, STATUSES.index(c.status)))
+        return Dashboard(
+            filter=f,
+            timezone=zone,
+            threshold=threshold,
+            totals=totals,
+            exits_by_week=tuple(exits_by_week),
+            therapists=therapists,
+            absences=tuple(absences),
+            absence_bins=tuple(absence_bins),
+            billing_by_week=tuple(billing),
+        )
+
+
+def _session_counts(f: DashboardFilter, first: int, last: int) -> Any:
+    """Ended sessions by therapist, week and billing status over local days [first, last]:
+    the period's full ISO weeks from `dashboard_weeks`, the days before and after them from
+    `dashboard_days` (at most six at each end), as one subquery."""
+    weeks, days = DashboardWeekRow.__table__.c, DashboardDayRow.__table__.c
+    monday = (first + _THURSDAY_SHIFT) // 7 * 7 - _THURSDAY_SHIFT  # of the first day's week
+    full_from = monday if monday == first else monday + 7
+    full_to = (last + 1 + _THURSDAY_SHIFT) // 7 * 7 - _THURSDAY_SHIFT - 7  # last full Monday
+    parts: list[Select[Any]] = []
+    edges = [(first, last)]
+    if full_from <= full_to:
+        where = [weeks.practice == f.practice, weeks.week >= full_from, weeks.week <= full_to]
+        if f.therapist is not None:
+            where.append(weeks.therapist == f.therapist)
+        if f.room is not None:
+            where.append(weeks.room == f.room)
+        parts.append(
+            select(weeks.therapist, weeks.week, *(weeks[st] for st in STATUSES)).where(*where)
+        )
+        edges = [(first, full_from - 1), (full_to + 7, last)]
+    for lo, hi in edges:
+        if lo > hi:
+            continue
+        where = [days.practice == f.practice, days.day >= lo, days.day <= hi]
+        if f.therapist is not None:
+            where.append(days.therapist == f.therapist)
+        if f.room is not None:
+            where.append(days.room == f.room)
+        parts.append(
+            select(
+                days.therapist, week_of(days.day).label("week"), *(days[st] for st in STATUSES)
+            ).where(*where)
+        )
+    return union_all(*parts).subquery("counted")
+
+
+def _lengths(rows: Sequence[Any]) -> tuple[list[AbsenceSummary], list[AbsenceBin]]:
+    """Absence summaries and bins from (reason, length µs, exits of that length), exactly as
+    `DirectDashboard` computes them in SQL (nearest-rank quartiles, integer ranks)."""
+    edges = [e * MICROS_PER_MINUTE for e in ABSENCE_EDGES]
+    by_reason: dict[str, list[tuple[int, int]]] = {}
+    for r, d, n in rows:
+        by_reason.setdefault(r, []).append((int(d), int(n)))
+    absences: list[AbsenceSummary] = []
+    bins: list[AbsenceBin] = []
+    for r in sorted(by_reason, key=REASONS.index):
+        counted = sorted(by_reason[r])
+        n = sum(c for _, c in counted)
+        wanted = [(n + 3) // 4, (n + 1) // 2, (3 * n + 3) // 4]
+        found: list[int] = []
+        seen = 0
+        per_bin = [0] * len(edges)
+        for d, c in counted:
+            seen += c
+            while len(found) < len(wanted) and seen >= wanted[len(found)]:
+                found.append(d)
+            per_bin[bisect_right(edges, d) - 1] += c
+        total = sum(d * c for d, c in counted)
+        q1, q2, q3 = found
+        absences.append(
+            AbsenceSummary(
+                r,
+                n,
+                _minutes(counted[0][0]),
+                _minutes(q1),
+                _minutes(q2),
+                _minutes(q3),
+                _minutes(counted[-1][0]),
+                _minutes(total) / n,
+            )
+        )
+        bins += [
+            AbsenceBin(
+                r,
+                ABSENCE_EDGES[i],
+                ABSENCE_EDGES[i + 1] if i + 1 < len(ABSENCE_EDGES) else None,
+                c,
+            )
+            for i, c in enumerate(per_bin)
+            if c
+        ]
+    return absences, bins
+
+
+def _shares(
+    per_therapist: dict[str, int],
+    left: dict[str, tuple[int, int]],
+    threshold: ExitRateThreshold,
+) -> tuple[tuple[TherapistShare, ...], Totals]:
+    therapists = tuple(
+        TherapistShare(
+            t,
+            count,
+            left.get(t, (0, 0))[0],
+            left.get(t, (0, 0))[0] / count,
+            threshold.exceeded(count, left.get(t, (0, 0))[0]),
+        )
+        for t, count in sorted(per_therapist.items())
+    )
+    totals = Totals(
+        sessions=sum(per_therapist.values()),
+        sessions_with_exits=sum(n for n, _ in left.values()),
+        exits=sum(x for _, x in left.values()),
+        therapists=len(per_therapist),
+    )
+    return therapists, totals
 
 
 def _empty(f: DashboardFilter, threshold: ExitRateThreshold) -> Dashboard:

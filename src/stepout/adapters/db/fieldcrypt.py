@@ -98,6 +98,10 @@ PLAIN: Final = frozenset(
         "exit.signed",
         "concern.acknowledged",
         "finding.assigned",  # the finding's ids and the assignee's user id
+        # An appointment's ids, modality, planned times and codes (no free text is imported).
+        "appointment.scheduled",
+        "appointment.rescheduled",
+        "appointment.cancelled",
     }
 )
 

@@ -6,6 +6,9 @@ one bulk insert or update per table. Row keys (`pk`) are handed out here, in led
 that replaying the ledger (`rebuild`) reproduces every row. Live appends and rebuilds run
 this same code.
 
+After each chunk's writes, the dashboard's rollup (`rollup.Rollup`) is brought up to date with
+what the chunk touched, in the same transaction.
+
 One shortcut, for imports of millions of records: a `*.recorded` event that nothing else in
 its chunk touches becomes its row straight from its data (`fastrows`), without the record in
 between. A test pins that both ways give the same row.
@@ -16,7 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, select, text
 
-from stepout.adapters.db import reviews
+from stepout.adapters.db import appointments, reviews
 from stepout.adapters.db import rows as r
 from stepout.adapters.db.bulk import Writer, insert_rows, update_rows
 from stepout.adapters.db.fastrows import (
@@ -34,12 +37,14 @@ from stepout.adapters.db.fastrows import (
     session_from_data,
     session_row,
 )
+from stepout.adapters.db.rollup import Rollup
 from stepout.adapters.db.tables import ConcernRow, ExitRow, SessionRow
 from stepout.domain.chain import canonical_data
 from stepout.domain.events import CREATES, Event, EvolveError, Record, evolve
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
 from stepout.domain.reviews import REVIEW_KINDS
+from stepout.domain.schedule import APPOINTMENT_KINDS
 
 AMENDMENT_COLUMNS: Final = ("seq", "entity", "subject", "at_us", "note", "changes")
 TABLES: Final = {"session": "sessions", "exit": "exits", "concern": "concerns"}
@@ -86,15 +91,30 @@ class Projector:
         self._next: dict[str, int] | None = None
         self._refs: dict[str, SessionRef] = {}
         self._bulk = True
+        self._rollup = Rollup(conn)  # the dashboard's, recomputed after each chunk's writes
 
     def reset(self) -> None:
         self._next = None
         self._refs = {}
+        self._rollup.reset()
 
     def apply(self, events: Sequence[Event], seqs: Sequence[int], *, bulk: bool = True) -> None:
         """Fold `events` (ledger entries `seqs`) into the tables; with `bulk` false, insert
         here rather than on the writer's thread (a few rows are not worth the hand-over)."""
         self._bulk = bulk
+        if any(e.kind in APPOINTMENT_KINDS for e in events):
+            # An appointment is no record either: its own table (`appointments`), after the rest.
+            pairs = list(zip(events, seqs, strict=True))
+            rest = [(e, seq) for e, seq in pairs if e.kind not in APPOINTMENT_KINDS]
+            if rest:
+                self.apply([e for e, _ in rest], [seq for _, seq in rest], bulk=bulk)
+            self._sync()
+            planned = [(e, seq) for e, seq in pairs if e.kind in APPOINTMENT_KINDS]
+            writer = self._writer if bulk else None
+            appointments.project(
+                self._conn, [e for e, _ in planned], [seq for _, seq in planned], writer
+            )
+            return
         if any(e.kind in REVIEW_KINDS for e in events):
             # A finding's review is no record: its own table (`reviews`), after the rest.
             kept = [(e, seq) for e, seq in zip(events, seqs, strict=True)]
@@ -112,9 +132,14 @@ class Projector:
         wanted = {(e.entity, e.subject) for e in events if e.kind not in CREATES}
         chunk = Chunk()
         self._load(wanted, chunk.slots)
+        before = self._rollup.keys_before(chunk.slots.values())
         self._fold(events, seqs, wanted, chunk)
         self._resolve_sessions(chunk)
         self._write(chunk)
+        writer = self._writer if self._bulk else None
+        self._rollup.after_write(
+            chunk.slots.values(), chunk.rows, self._refs, before, writer, self._sync
+        )
 
     def _sync(self) -> None:
         """Wait for the writer's pending inserts (before the connection is used here)."""

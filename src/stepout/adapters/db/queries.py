@@ -24,7 +24,7 @@ from sqlalchemy import (
     true,
 )
 
-from stepout.adapters.db import tenancy
+from stepout.adapters.db import appointments, tenancy
 from stepout.adapters.db.fieldcrypt import FieldCrypt
 from stepout.adapters.db.rows import (
     CONCERN_COLUMNS,
@@ -52,6 +52,7 @@ from stepout.domain.bundle import SessionBundle
 from stepout.domain.instants import MICROS_PER_MINUTE, Instant, day_bounds
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.schedule import Appointment
 from stepout.services.ports import Selection
 
 PracticeColumn = Any  # a practice column: sessions', exits' or concerns'
@@ -133,6 +134,20 @@ class SqlRecords(OnConnection):
         stmt = _CONCERNS.where(S.id == session_id).order_by(C.raised_us, C.id)
         return [self._concern(r) for r in self._conn.execute(stmt)]
 
+    def appointment(self, appointment_id: str) -> Appointment | None:
+        return self.appointments([appointment_id]).get(appointment_id)
+
+    def appointments(self, ids: Iterable[str]) -> dict[str, Appointment]:
+        found = appointments.stored(self._conn, ids)
+        return {i: a for i, a in found.items() if self._reaches(a.practice)}
+
+    def appointments_of_therapist(
+        self, practice: str, therapist: str, starts_from: Instant, starts_before: Instant
+    ) -> list[tuple[Appointment, bool]]:
+        return appointments.of_therapist(
+            self._conn, practice, therapist, starts_from, starts_before
+        )
+
     def open_exit_of_therapist(self, practice: str, therapist: str) -> Exit | None:
         stmt = (
             _EXITS.where(
@@ -146,6 +161,14 @@ class SqlRecords(OnConnection):
         )
         row = self._conn.execute(stmt).first()
         return None if row is None else self._exit(row)
+
+    def sessions_in_progress(self, practice: str) -> list[Session]:
+        stmt = (
+            select(*SESSION_COLUMNS)
+            .where(S.practice == practice, S.end_us.is_(None))
+            .order_by(S.start_us, S.id)
+        )
+        return [session_of(row) for row in self._conn.execute(stmt)]
 
     def session_in_room(self, practice: str, room: str) -> Session | None:
         stmt = (

@@ -183,8 +183,42 @@ class FindingReviewRow(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)  # the ledger entry that last changed it
 
 
+class AppointmentRow(Base):
+    """An appointment (`stepout.domain.schedule`), folded from its `appointment.*` events.
+    Whether it has started is read from `sessions` (a session takes the appointment's id)."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index("ix_appointments_therapist_start", "practice", "therapist", "start_us"),
+        Index("ix_appointments_practice_start", "practice", "start_us"),
+    )
+
+    id: Mapped[str] = mapped_column(Name, primary_key=True)
+    practice: Mapped[str] = mapped_column(Name, ForeignKey("practices.id"))
+    therapist: Mapped[str] = mapped_column(Name)
+    client: Mapped[str] = mapped_column(Name)
+    room: Mapped[str] = mapped_column(Name)
+    modality: Mapped[str] = mapped_column(String(32))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    end_us: Mapped[int] = mapped_column(BigInteger)
+    billed_codes: Mapped[str] = mapped_column(Text)  # JSON array, in billed order
+    status: Mapped[str] = mapped_column(String(32))  # scheduled, cancelled
+    last_seq: Mapped[int] = mapped_column(BigInteger)  # the ledger entry that last changed it
+
+
 # Children first.
-PROJECTIONS = ("finding_reviews", "amendments", "concerns", "exits", "sessions", "practices")
+PROJECTIONS = (
+    "dashboard_exits",
+    "dashboard_weeks",
+    "dashboard_days",
+    "appointments",
+    "finding_reviews",
+    "amendments",
+    "concerns",
+    "exits",
+    "sessions",
+    "practices",
+)
 
 
 # Accounts: who may use Stepout. Not health data and not in the ledger. Secrets (passwords and
@@ -373,3 +407,114 @@ class AuditRow(Base):
     item_count: Mapped[int | None] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# The findings store (migration 0011): the last audit of each practice, kept for the
+# dashboard's findings chart, the monthly report and the review's lookup of a finding. Not a
+# projection of the ledger: an audit's result under a policy at an instant, recomputed when
+# the ledger moves on (`stepout.adapters.db.findings_store`).
+
+
+class FindingRunRow(Base):
+    """The audit run whose findings `findings` holds for a practice: under which policy, judged
+    at which instant (`as_of_us`), over the ledger up to which entry (`ledger_seq`), and until
+    when its deadlines hold (`valid_until_us`: the next instant a time limit passes; None: no
+    pending one)."""
+
+    __tablename__ = "finding_runs"
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    policy_name: Mapped[str] = mapped_column(Text)
+    policy_version: Mapped[str] = mapped_column(Name)
+    policy_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the policy's settings
+    timezone: Mapped[str] = mapped_column(String(64))
+    as_of_us: Mapped[int] = mapped_column(BigInteger)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    valid_until_us: Mapped[int | None] = mapped_column(BigInteger)
+    computed_us: Mapped[int] = mapped_column(BigInteger)
+    findings: Mapped[int] = mapped_column(BigInteger)  # rows of `findings` it wrote
+
+
+class StoredFindingRow(Base):
+    """One finding of a practice's last audit run, numbered `n` in the audit's order. `key` is
+    the review's (`stepout.domain.reviews.finding_key`); `start_us`, `week` (the Monday of the
+    session's start in the practice's time zone), `room` and `reason` (of the exit,
+    `unclassified` for none) are copied from the records so that the chart groups one table."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        Index("ix_findings_practice_start", "practice", "start_us"),
+        Index("ix_findings_practice_key", "practice", "key"),
+    )
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(Name)
+    rule: Mapped[str] = mapped_column(Name)
+    severity: Mapped[str] = mapped_column(String(32))
+    session: Mapped[str | None] = mapped_column(Name)
+    exit: Mapped[str | None] = mapped_column(Name)
+    therapist: Mapped[str | None] = mapped_column(Name)
+    room: Mapped[str | None] = mapped_column(Name)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    start_us: Mapped[int | None] = mapped_column(BigInteger)
+    week: Mapped[str | None] = mapped_column(String(32))  # ISO date of the Monday
+    message: Mapped[str] = mapped_column(Text)
+
+
+# The dashboard's rollup (migration 0010, `stepout.adapters.db.rollup`): projections too,
+# recomputed from the sessions and exits by the projection.
+
+
+class DashboardDayRow(Base):
+    """Ended sessions per practice-local day (of their start), therapist and room, counted by
+    billing status."""
+
+    __tablename__ = "dashboard_days"
+    # Stored in key order on SQLite: a period's rows are read in one sweep. No index by
+    # therapist: a therapist's period is its full weeks (`dashboard_weeks`) and a few edge days.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    therapist: Mapped[str] = mapped_column(Name, primary_key=True)
+    room: Mapped[str] = mapped_column(Name, primary_key=True)
+    supported: Mapped[int] = mapped_column(BigInteger)
+    undercoded: Mapped[int] = mapped_column(BigInteger)
+    unsupported: Mapped[int] = mapped_column(BigInteger)
+    not_billed: Mapped[int] = mapped_column(BigInteger)
+
+
+class DashboardWeekRow(Base):
+    """`dashboard_days` summed by ISO week (`week`: its Monday, a local day number): the full
+    weeks of a long period are read here, its edge days from `dashboard_days`."""
+
+    __tablename__ = "dashboard_weeks"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # as dashboard_days
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    week: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    therapist: Mapped[str] = mapped_column(Name, primary_key=True)
+    room: Mapped[str] = mapped_column(Name, primary_key=True)
+    supported: Mapped[int] = mapped_column(BigInteger)
+    undercoded: Mapped[int] = mapped_column(BigInteger)
+    unsupported: Mapped[int] = mapped_column(BigInteger)
+    not_billed: Mapped[int] = mapped_column(BigInteger)
+
+
+class DashboardExitRow(Base):
+    """One row per exit of an ended session, with its session's day, therapist, room and
+    billing status: the dashboard's exit figures without a join."""
+
+    __tablename__ = "dashboard_exits"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # as dashboard_days
+
+    practice: Mapped[str] = mapped_column(Name, primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    therapist: Mapped[str] = mapped_column(Name, primary_key=True)
+    exit_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    room: Mapped[str] = mapped_column(Name)
+    session_pk: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    duration_us: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32))

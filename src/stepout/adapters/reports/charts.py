@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import altair as alt
 import vl_convert
 
+from stepout.domain.instants import to_datetime
+from stepout.policy.model import RULE_IDS
 from stepout.services.dashboard import Dashboard, DashboardFilter
 
 REASON_LABELS: Final = {
@@ -34,6 +37,9 @@ STATUS_LABELS: Final = {
 # Colour-blind-safe (Okabe-Ito), one fixed colour per reason and status on every chart.
 REASON_COLOURS: Final = ("#0072B2", "#E69F00", "#D55E00", "#009E73", "#999999")
 STATUS_COLOURS: Final = ("#009E73", "#E69F00", "#D55E00", "#999999")
+SEVERITY_LABELS: Final = {"violation": "Violation", "warning": "Warning"}
+SEVERITY_COLOURS: Final = ("#D55E00", "#E69F00")
+ROW_HEIGHT: Final = 34  # the findings chart: one row of bars per rule
 WIDTH: Final = 560
 HEIGHT: Final = 240
 SESSIONS_PATH: Final = "/supervise/dashboard/sessions"
@@ -225,7 +231,11 @@ def therapist_share(d: Dashboard, links: bool = False) -> Chart:
             "sessions": row.sessions,
             "with_exits": row.sessions_with_exits,
             "above": "above the threshold" if row.above_threshold else "within",
-            **({"href": sessions_link(d.filter, therapist=row.therapist)} if links else {}),
+            **(
+                {"href": sessions_link(d.filter, therapist=row.therapist, exited="1")}
+                if links
+                else {}
+            ),
         }
         for row in d.therapists
     ]
@@ -355,10 +365,104 @@ def billing_by_week(d: Dashboard, links: bool = False) -> Chart:
     return _weekly_stack(d, BILLING_BY_WEEK, counts, links)
 
 
+def severity_label(severity: str) -> str:
+    return SEVERITY_LABELS.get(severity, severity)
+
+
+def computed_label(d: Dashboard) -> str:
+    """When the findings were computed, in the practice's time zone (`2026-12-07 09:15`)."""
+    if d.findings is None:
+        return ""
+    local = to_datetime(d.findings.computed).astimezone(ZoneInfo(d.timezone))
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def findings_by_week(d: Dashboard, links: bool = False) -> Chart:
+    """Findings per week (of the session's start), one row of bars per rule, each bar
+    stacked by severity. From the findings store (`d.findings`); empty when not read."""
+    title = "Findings per week, by rule and severity"
+    counts = d.findings.counts if d.findings is not None else ()
+    computed = computed_label(d)
+    description = (
+        "Bars in one row per rule, each row on its own scale: how many findings each week (by "
+        "the session's start, weeks start on Monday), violations and warnings stacked"
+        + (f"; audit computed {computed} ({d.timezone})" if computed else "")
+        + "."
+    )
+    order = {r: i for i, r in enumerate(RULE_IDS)}
+    rows = [
+        {
+            "week": c.week.isoformat(),
+            "rule": c.rule,
+            "severity": severity_label(c.severity),
+            "findings": c.findings,
+            "order": 0 if c.severity == "violation" else 1,
+            **(
+                {
+                    "href": sessions_link(
+                        d.filter, rule=c.rule, severity=c.severity, **_week_span(d.filter, c.week)
+                    )
+                }
+                if links
+                else {}
+            ),
+        }
+        for c in sorted(counts, key=lambda c: (c.week, order.get(c.rule, len(order)), c.severity))
+    ]
+    rules = sorted({c.rule for c in counts}, key=lambda r: order.get(r, len(order)))
+    weeks = sorted({c.week.isoformat() for c in counts})
+    encoding: dict[str, Any] = {
+        "x": alt.X(
+            "week:O", title="Week of", scale=alt.Scale(domain=weeks), axis=alt.Axis(labelAngle=-45)
+        ),
+        "y": alt.Y(
+            "sum(findings):Q",
+            title=None,
+            axis=alt.Axis(tickMinStep=1, tickCount=2, grid=False),
+        ),
+        "row": alt.Row(
+            "rule:N",
+            sort=rules,
+            title=None,
+            header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=190, labelFontSize=11),
+        ),
+        "color": alt.Color(
+            "severity:N",
+            title="Severity",
+            scale=alt.Scale(domain=list(SEVERITY_LABELS.values()), range=list(SEVERITY_COLOURS)),
+        ),
+        "order": alt.Order("order:Q"),
+        "tooltip": _tooltip(
+            ("rule", "N", "Rule"),
+            ("week", "O", "Week of"),
+            ("severity", "N", "Severity"),
+            ("findings", "Q", "Findings"),
+        ),
+    }
+    if links:
+        encoding["href"] = alt.Href("href:N")
+    chart = (
+        alt.Chart(_inline(rows))
+        .mark_bar(**_pointer(links))
+        .encode(**encoding)
+        .properties(title=title, description=description, width=WIDTH - 150, height=ROW_HEIGHT)
+    )
+    spec: dict[str, Any] = chart.resolve_scale(y="independent").to_dict()
+    # Each row its own scale (its axis says it): a rule found rarely still shows its weeks.
+    spec["config"] = {"facet": {"spacing": 6}}  # only this: the page and the report style the rest
+    table = Table(
+        ("Week of", "Rule", "Severity", "Findings"),
+        tuple((r["week"], r["rule"], r["severity"], r["findings"]) for r in rows),
+        _links(rows),
+    )
+    return Chart("findings-by-week", title, description, spec, table)
+
+
 BUILDERS: Final[tuple[Callable[[Dashboard, bool], Chart], ...]] = (
     exits_by_week,
     therapist_share,
     absences,
+    findings_by_week,
     billing_by_week,
 )
 

@@ -3,15 +3,16 @@
 prints well to PDF, and the PDF itself where WeasyPrint is installed.
 
 Per practice: the month's figures and the dashboard's charts (SQL aggregates,
-`adapters.db.dashboard`), findings by rule and by therapist (the policy engine, exactly as
-`stepout audit --from --to` judges them), billing discrepancies (as `stepout billing --status
-unsupported --status undercoded`), open client concerns (counts only: no free text) and the
-policy version in force.
+`adapters.db.dashboard`; the findings per week from the findings store when its audit holds
+at the report's instant, else from an audit run for the report), findings by rule and by
+therapist (the policy engine, exactly as `stepout audit --from --to` judges them), billing
+discrepancies (as `stepout billing --status unsupported --status undercoded`), open client
+concerns (counts only: no free text) and the policy version in force.
 """
 
 import calendar
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -21,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Connection, select
 
 from stepout.adapters.db.dashboard import SqlDashboard
+from stepout.adapters.db.findings_store import findings_by_week
 from stepout.adapters.db.rows import P
 from stepout.adapters.reports.charts import Chart, charts, to_svg
 from stepout.domain.billing import BillingLine
@@ -111,9 +113,10 @@ def _section(
     policy: Policy,
     now: Instant,
 ) -> PracticeSection:
-    dashboard = build_dashboard(
-        SqlDashboard(conn), DashboardFilter(practice.id, first, last), policy
-    )
+    period = DashboardFilter(practice.id, first, last)
+    dashboard = build_dashboard(SqlDashboard(conn), period, policy)
+    weekly = findings_by_week(conn, records, period, practice.timezone, policy, now)
+    dashboard = replace(dashboard, findings=weekly)
     section = PracticeSection(practice, dashboard)
     selection = Selection(date_from=first, date_to=last, practice=practice.id)
     rules: Counter[tuple[str, str]] = Counter()

@@ -32,6 +32,14 @@ Decisions where DESIGN.md leaves room:
   only the live commands do ("session-in-progress"): a session is amended once it has ended
   (its record is incomplete until then: the importer requires an `end`), and an exit of a
   session in progress is never reopened.
+- Sensor-detected exits (`DetectExit`, `SensorReturn`: the sensors' actor is "sensor") and
+  declared ones are one exit per absence. A sensor's exit while the therapist already has an
+  exit open, or one that began before an exit of the session ended, changes nothing: it is
+  the same absence. A "step out" tap while the sensor's exit of that session is open is that
+  exit's declaration (its reason, the words, safeguards, attendant, EMS land on it; its times
+  stay the sensor's). The sensor's return and the therapist's "back" tap end a sensor exit
+  whichever comes first; the other changes nothing (a tap still adds its check-in). The
+  sensor never ends a declared exit.
 - The clock must not run backwards across a record ("clock-behind"): no leaving before the
   session's start, no return before the leaving, no end before the last recorded instant
   (and none at the start itself: the importer requires an end after the start), no signature
@@ -43,17 +51,26 @@ from stepout.domain.commands import (
     Amend,
     Command,
     DeclareExit,
+    DetectExit,
     EndSession,
     RaiseConcern,
+    SensorReturn,
     StartSession,
 )
 from stepout.domain.instants import Instant
 from stepout.domain.protocol.amendments import amend
 from stepout.domain.protocol.common import Decision, Facts, ProtocolError
-from stepout.domain.protocol.exits import CLASSIFY_NOTE, declare_exit, on_exit
+from stepout.domain.protocol.exits import (
+    CLASSIFY_NOTE,
+    MERGE_NOTE,
+    declare_exit,
+    detect_exit,
+    on_exit,
+    sensor_return,
+)
 from stepout.domain.protocol.sessions import acknowledge, end_session, raise_concern, start_session
 
-__all__ = ["CLASSIFY_NOTE", "Decision", "Facts", "ProtocolError", "decide"]
+__all__ = ["CLASSIFY_NOTE", "MERGE_NOTE", "Decision", "Facts", "ProtocolError", "decide"]
 
 
 def decide(command: Command, facts: Facts, *, at: Instant, new_id: str | None = None) -> Decision:
@@ -64,6 +81,10 @@ def decide(command: Command, facts: Facts, *, at: Instant, new_id: str | None = 
             return start_session(command, facts, at, needs_id(new_id))
         case DeclareExit():
             return declare_exit(command, facts, at, needs_id(new_id))
+        case DetectExit():
+            return detect_exit(command, facts, at, needs_id(new_id))
+        case SensorReturn():
+            return sensor_return(command, facts, at)
         case EndSession():
             return end_session(command, facts, at)
         case RaiseConcern():

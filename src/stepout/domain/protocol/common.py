@@ -11,6 +11,7 @@ from stepout.domain.events import Event
 from stepout.domain.instants import Instant, format_instant
 from stepout.domain.practice import Practice
 from stepout.domain.records import Concern, Exit, Session
+from stepout.domain.schedule import Appointment
 
 
 class ProtocolError(Exception):
@@ -32,6 +33,7 @@ class Facts:
     concern: Concern | None = None
     open_exit: Exit | None = None  # the session's therapist's open exit, if any (declare)
     exits: tuple[Exit, ...] = ()  # the session's exits (end session)
+    appointment: Appointment | None = None  # the appointment a session starts from
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from stepout.adapters.db.findings_store import lookup
 from stepout.domain.accounts import User
 from stepout.domain.instants import format_instant
 from stepout.domain.reviews import NOTE_LIMIT, Review, ReviewError
@@ -82,6 +83,7 @@ def take_step(
             note=note,
             assignee=assignee,
             selection=selection,
+            lookup=lookup,
         )
     except FindingNotFound:
         raise HTTPException(

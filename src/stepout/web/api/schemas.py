@@ -21,10 +21,44 @@ class Body(BaseModel):
 
 
 class NewSession(Body):
-    client: str = Field(min_length=1, max_length=200, description="The client's id or code")
-    room: str = Field(min_length=1, max_length=200, description="A room of the practice")
-    modality: Literal["in_person", "telehealth"] = "in_person"
+    """Either `client` and `room` (with a modality and codes), or an `appointment` alone, whose
+    client, room, modality and codes the session takes (and its id)."""
+
+    # First: the checks of the fields below read it.
+    appointment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="An appointment of the therapist's (`stepout import schedule`) to start",
+    )
+    client: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        validate_default=True,
+        description="The client's id or code (required without an appointment)",
+    )
+    room: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        validate_default=True,
+        description="A room of the practice (required without an appointment)",
+    )
+    modality: Literal["in_person", "telehealth"] | None = Field(
+        default=None, description="Default: in_person"
+    )
     billed_codes: list[str] = Field(default_factory=list, max_length=10)
+
+    @field_validator("client", "room", "modality")
+    @classmethod
+    def _planned_or_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from_appointment = info.data.get("appointment") is not None
+        if value is None and not from_appointment and info.field_name != "modality":
+            raise ValueError("is required without an appointment")
+        if value is not None and from_appointment:
+            raise ValueError("must be left out: the appointment brings its own")
+        return value
 
     @field_validator("billed_codes")
     @classmethod
@@ -32,6 +66,13 @@ class NewSession(Body):
         for index, code in enumerate(codes):
             if code not in KNOWN_CODES:
                 raise ValueError(f"item {index} is not a CPT code Stepout knows")
+        return codes
+
+    @field_validator("billed_codes")
+    @classmethod
+    def _no_codes_with_an_appointment(cls, codes: list[str], info: ValidationInfo) -> list[str]:
+        if codes and info.data.get("appointment") is not None:
+            raise ValueError("must be left out: the appointment brings its own")
         return codes
 
 

@@ -63,23 +63,32 @@ def _sessions_of_day(
 def start_session(
     body: NewSession, user: ApiUser, state: State, response: Response
 ) -> dict[str, Any]:
-    """Start a session now, with the token's user as the therapist."""
+    """Start a session now, with the token's user as the therapist: for the client and room
+    named, or from one of the therapist's appointments (the session takes its id)."""
     require(user, "session.start")
-    with state.db.uow(read_only=True) as uow:
-        if uow.accounts.room(user.practice, body.room) is None:
-            raise not_found("room")
-    outcome = perform(
-        state,
-        StartSession(
+    if body.appointment is not None:
+        command = StartSession(
+            practice=user.practice,
+            actor=user.id,
+            therapist=user.id,
+            appointment=body.appointment,
+        )
+    else:
+        assert body.client is not None
+        assert body.room is not None
+        with state.db.uow(read_only=True) as uow:
+            if uow.accounts.room(user.practice, body.room) is None:
+                raise not_found("room")
+        command = StartSession(
             practice=user.practice,
             actor=user.id,
             therapist=user.id,
             client=body.client,
             room=body.room,
-            modality=body.modality,
+            modality=body.modality or "in_person",
             billed_codes=tuple(body.billed_codes),
-        ),
-    )
+        )
+    outcome = perform(state, command)
     assert isinstance(outcome.record, Session)
     response.headers["Location"] = f"/api/v1/sessions/{outcome.record.id}"
     return session_json(outcome.record, [], state.now())

@@ -15,7 +15,7 @@ from stepout.web.state import AppState
 
 HOMES: Final = {
     "therapist": "/console",
-    "supervisor": "/supervise",
+    "supervisor": "/supervise/dashboard",  # what needs them first, then the charts
     "admin": "/supervise",
     "biller": "/supervise",
 }
@@ -49,10 +49,10 @@ def nav_for(user: User) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
     if allowed(user, "session.start"):
         links.append(("/console", "Today"))
-    if user.role != "therapist":
-        links.append(("/supervise", "Overview"))
     if allowed(user, "dashboard.read"):
         links.append(("/supervise/dashboard", "Dashboard"))
+    if user.role != "therapist":
+        links.append(("/supervise", "Overview"))
     if allowed(user, "accounts.read"):
         links.append(("/admin", "Users and rooms"))
     return links

@@ -16,6 +16,7 @@ from stepout.domain.instants import day_bounds
 from stepout.domain.permissions import allowed
 from stepout.domain.protocol import ProtocolError
 from stepout.domain.records import Exit, Session
+from stepout.domain.schedule import Appointment
 from stepout.web.actions import perform
 from stepout.web.audit import record_read
 from stepout.web.errors import protocol_status
@@ -36,6 +37,7 @@ class Today:
     to_sign: list[tuple[Exit, Session]]
     open_exit: Exit | None
     rooms: list[Room]
+    appointments: list[tuple[Appointment, bool]]  # today's, by planned start; started or not
 
 
 def read_today(state: AppState, user: User, zone: str) -> Today:
@@ -47,8 +49,9 @@ def read_today(state: AppState, user: User, zone: str) -> Today:
         owners = records.sessions({x.session for x in unsigned})
         open_exit = records.open_exit_of_therapist(user.practice, user.id)
         rooms = uow.accounts.rooms(user.practice)
+        planned = records.appointments_of_therapist(user.practice, user.id, start, end)
     to_sign = [(x, owners[x.session]) for x in unsigned if x.session in owners]
-    return Today(sessions, to_sign, open_exit, rooms)
+    return Today(sessions, to_sign, open_exit, rooms, planned)
 
 
 def console_page(
@@ -63,13 +66,15 @@ def console_page(
     zone = zone_of(state, session.user.practice)
     today = read_today(state, session.user, zone)
     day = today_in(zone, state.now()).isoformat()
-    record_read(state, "session.list", day, count=len(today.sessions) + len(today.to_sign))
+    shown = len(today.sessions) + len(today.to_sign) + len(today.appointments)
+    record_read(state, "session.list", day, count=shown)
     context = staff(
         session,
         zone,
         today=today,
         error=error,
         form=form or {"client": "", "room": "", "modality": "in_person", "codes": []},
+        to_classify=[(x, s) for x, s in today.to_sign if x.source == "sensor" and not x.reason],
         words=wording,
         now=state.now(),
     )
@@ -91,6 +96,7 @@ def start_session(
     room: Annotated[str, Form(max_length=200)] = "",
     modality: Annotated[str, Form(max_length=40)] = "in_person",
     billed_codes: Annotated[list[str] | None, Form()] = None,
+    appointment: Annotated[str | None, Form(max_length=128)] = None,
 ) -> Response:
     user = session.user
     require(user, "session.start")
@@ -99,6 +105,16 @@ def start_session(
 
     def refuse(message: str, code: int = status.HTTP_422_UNPROCESSABLE_CONTENT) -> Response:
         return console_page(request, state, session, code, error=message, form=form)
+
+    if appointment:
+        planned = StartSession(
+            practice=user.practice, actor=user.id, therapist=user.id, appointment=appointment
+        )
+        try:
+            outcome = perform(state, planned)
+        except ProtocolError as e:
+            return refuse(e.message, protocol_status(e))
+        return redirect(f"/console/sessions/{outcome.record.id}")
 
     if not client.strip():
         return refuse("Enter the client's code.")

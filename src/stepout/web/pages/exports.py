@@ -3,9 +3,10 @@ with the same rows, filters and roles as the page that shows the table.
 
 - The overview's tables (`findings`, `queue`, `concerns`, `exits`, `billing`): the rows of
   `/supervise` (its windows, its cuts), each needing the operation that shows it there.
-- The dashboard's (`exits-by-week`, `therapist-share`, `absences`, `billing-by-week`) and the
-  sessions behind a bar (`sessions`): the dashboard's filter in the query (`from`, `to`,
-  `therapist`, `room`, `reason`, `status`), as `/supervise/dashboard` and its drill-down.
+- The dashboard's (`exits-by-week`, `therapist-share`, `absences`, `findings-by-week`,
+  `billing-by-week`) and the sessions behind a bar (`sessions`): the dashboard's filter in
+  the query (`from`, `to`, `therapist`, `room`, `reason`, `status`, and the drill-down's
+  `exited`, `rule`, `severity`), as `/supervise/dashboard` and its drill-down.
 
 Each download is recorded in the audit trail (`table.export`) before it is sent. The paths
 are literal (no path parameter), each listed in `ROUTES`.
@@ -17,7 +18,6 @@ from typing import Final
 
 from fastapi import Request, Response
 
-from stepout.adapters.db.dashboard import SqlDashboard
 from stepout.adapters.reports.charts import charts
 from stepout.domain.accounts import User
 from stepout.domain.permissions import ROUTES, operations_of
@@ -26,7 +26,14 @@ from stepout.services.audit import span_target
 from stepout.services.reviews import sees_review_notes
 from stepout.web.audit import record_read
 from stepout.web.pages.common import today_in, zone_of
-from stepout.web.pages.dashboard import MAX_SESSIONS, _filter, _params, read_dashboard
+from stepout.web.pages.dashboard import (
+    MAX_SESSIONS,
+    _filter,
+    _params,
+    drill_down,
+    narrowed,
+    read_dashboard,
+)
 from stepout.web.pages.overview import FINDINGS_DAYS, read_overview
 from stepout.web.pages.routing import page_router
 from stepout.web.security import PageSession, State, require
@@ -36,7 +43,13 @@ router = page_router()
 
 PREFIX: Final = "/supervise/export/"
 OVERVIEW_TABLES: Final = ("findings", "queue", "concerns", "exits", "billing")
-CHART_TABLES: Final = ("exits-by-week", "therapist-share", "absences", "billing-by-week")
+CHART_TABLES: Final = (
+    "exits-by-week",
+    "therapist-share",
+    "absences",
+    "findings-by-week",
+    "billing-by-week",
+)
 TABLES: Final = (*OVERVIEW_TABLES, *CHART_TABLES, "sessions")
 FORMATS: Final = {"csv": "text/csv; charset=utf-8", "json": "application/json; charset=utf-8"}
 EXPORT: Final = "table.export"
@@ -76,11 +89,11 @@ def _dashboard_table(
     state: AppState, user: User, table: str, request: Request
 ) -> tuple[tables.Table, str]:
     zone = zone_of(state, user.practice)
-    filter_ = _filter(state, user, zone, _params(request))
+    params = _params(request)
+    filter_ = _filter(state, user, zone, params)
     target = span_target(filter_.date_from, filter_.date_to)
     if table == "sessions":
-        with state.db.uow(read_only=True) as uow:
-            lines = SqlDashboard(uow.connection).sessions_of(filter_, MAX_SESSIONS)
+        lines = drill_down(state, filter_, zone, narrowed(params), MAX_SESSIONS)
         return tables.session_lines(lines[:MAX_SESSIONS], zone), target
     chart = next(c for c in charts(read_dashboard(state, filter_)) if c.id == table)
     return tables.figures(table, chart.table.columns, chart.table.rows), target

@@ -1,5 +1,6 @@
 """The small forms that complete an exit, one command each: confirm a safeguard, record what
-the client was told, the emergency-services decision, who stays with the client, the check-in.
+the client was told, the emergency-services decision, who stays with the client, the check-in,
+the reason of an exit a sensor detected (asked on the console after the return).
 Posted from the away screen or the exit's page (htmx swaps the exit's panel)."""
 
 from typing import Annotated
@@ -9,6 +10,7 @@ from fastapi import Form, Request, Response
 from stepout.domain.commands import (
     ArrangeAttendant,
     CheckIn,
+    ClassifyExit,
     ConfirmSafeguard,
     DecideEms,
     InformClient,
@@ -125,4 +127,30 @@ def check_in(request: Request, state: State, session: CheckedSession, exit_id: s
         session,
         exit_id,
         lambda u: CheckIn(practice=u.practice, actor=u.id, exit=exit_id),
+    )
+
+
+@router.post("/console/exits/{exit_id}/classify")
+def classify(
+    request: Request,
+    state: State,
+    session: CheckedSession,
+    exit_id: str,
+    reason: Annotated[str, Form(max_length=40)] = "",
+    reason_note: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Why the therapist was out, when a sensor saw them out of session; then the exit's page
+    (what else it lacks, and Sign)."""
+    try:
+        note = text(reason_note)
+    except ValueError:
+        return refused(request, state, session, exit_id, "The note is too long.")
+    return act(
+        request,
+        state,
+        session,
+        exit_id,
+        lambda u: ClassifyExit(
+            practice=u.practice, actor=u.id, exit=exit_id, reason=reason, reason_note=note
+        ),
     )
