@@ -4,7 +4,7 @@ token's practice only."""
 import orjson
 import pytest
 
-from stepout.web.api import records
+from stepout.web.api import uploads
 from tests.web.conftest import Web
 from tests.web.test_api_support import (
     SQLITE_ONLY,
@@ -123,7 +123,7 @@ def test_json_is_not_json_lines(web: Web) -> None:
 
 
 def test_a_body_over_the_cap_is_refused_with_413(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(records, "MAX_BODY", 1000)
+    monkeypatch.setattr(uploads, "MAX_BODY", 1000)
     line = orjson.dumps(session_line("s-1")) + b"\n"
     r = import_records(web, line * 20)
     assert r.status_code == 413
@@ -134,7 +134,7 @@ def test_a_body_over_the_cap_is_refused_with_413(web: Web, monkeypatch: pytest.M
 def test_a_streamed_body_over_the_cap_is_refused_too(
     web: Web, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(records, "MAX_BODY", 1000)
+    monkeypatch.setattr(uploads, "MAX_BODY", 1000)
     line = orjson.dumps(session_line("s-1")) + b"\n"
 
     def chunks():  # no Content-Length: the cap is checked as the body arrives
@@ -147,7 +147,7 @@ def test_a_streamed_body_over_the_cap_is_refused_too(
 
 
 def test_the_default_cap_is_64_mib() -> None:
-    assert records.MAX_BODY == 64 * 1024 * 1024
+    assert uploads.MAX_BODY == 64 * 1024 * 1024
 
 
 NOT_ADMINS = ["a-super", "a-ther", "a-bill"]

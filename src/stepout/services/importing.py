@@ -26,10 +26,10 @@ from stepout.domain.instants import Instant
 from stepout.domain.interchange import concern_from_dict, exit_from_dict, session_from_dict
 from stepout.domain.records import Concern, Exit, Session
 from stepout.domain.validation import Checked, LineError, check_record
+from stepout.domain.validation.rejected import Rejected
 from stepout.services.ports import UnitOfWork
 
 CHUNK_SIZE: Final = 5_000
-SHOWN_ERRORS: Final = 20
 _BOM: Final = b"\xef\xbb\xbf"
 _SKIP: Final[Any] = object()
 
@@ -37,18 +37,10 @@ _SKIP: Final[Any] = object()
 Span = tuple[Instant, Instant | None, str]
 
 
-class ImportRejected(Exception):
+class ImportRejected(Rejected[LineError]):
     """The file had errors; nothing was stored. `errors` holds all of them, in line order."""
 
-    def __init__(self, errors: list[LineError]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-    def __str__(self) -> str:
-        shown = "\n".join(str(e) for e in self.errors[:SHOWN_ERRORS])
-        more = len(self.errors) - SHOWN_ERRORS
-        tail = f"\n... and {more} more" if more > 0 else ""
-        return f"import rejected, {len(self.errors)} errors, nothing stored:\n{shown}{tail}"
+    what = "import"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from stepout.domain.schedule import (
     effect_of,
     plan_data,
 )
+from stepout.domain.validation.rejected import Rejected
 from stepout.services.ports import UnitOfWork
 
-SHOWN_ERRORS: Final = 20
 CHUNK_SIZE: Final = 5_000
 
 
@@ -40,18 +40,10 @@ class Directory(Protocol):
     def rooms(self, practice: str) -> set[str]: ...
 
 
-class ScheduleRejected(Exception):
+class ScheduleRejected(Rejected[ScheduleError]):
     """The file had errors; nothing was stored. `errors` holds all of them, in file order."""
 
-    def __init__(self, errors: list[ScheduleError]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-    def __str__(self) -> str:
-        shown = "\n".join(str(e) for e in self.errors[:SHOWN_ERRORS])
-        more = len(self.errors) - SHOWN_ERRORS
-        tail = f"\n... and {more} more" if more > 0 else ""
-        return f"schedule rejected, {len(self.errors)} errors, nothing stored:\n{shown}{tail}"
+    what = "schedule"
 
 
 @dataclass

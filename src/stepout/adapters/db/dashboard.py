@@ -476,22 +476,7 @@ class DirectDashboard:
             .group_by(S.therapist)
         ).all()
         left = {t: (n, x) for t, n, x in left_rows}
-        therapists = tuple(
-            TherapistShare(
-                t,
-                count,
-                left.get(t, (0, 0))[0],
-                left.get(t, (0, 0))[0] / count,
-                threshold.exceeded(count, left.get(t, (0, 0))[0]),
-            )
-            for t, count in sorted(per_therapist.items())
-        )
-        totals = Totals(
-            sessions=sum(per_therapist.values()),
-            sessions_with_exits=sum(n for n, _ in left.values()),
-            exits=sum(x for _, x in left.values()),
-            therapists=len(per_therapist),
-        )
+        therapists, totals = _shares(per_therapist, left, threshold)
         billing_by_week = self._billing(f, where, self._exits(f, zone), offsets)
         return Dashboard(
             filter=f,

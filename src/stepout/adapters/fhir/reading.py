@@ -30,11 +30,11 @@ from stepout.adapters.fhir.codes import (
 from stepout.adapters.fhir.resources import Json, model_class
 from stepout.adapters.fhir.scanning import bundle_items
 from stepout.domain.instants import InstantError, parse_instant
+from stepout.domain.validation.rejected import Rejected
 
 FINISHED: Final = {"r5": "completed", "r4b": "finished"}
 DIRECTORY: Final = frozenset({"Organization", "Practitioner", "Patient", "Location"})
 Report = Callable[[str, str], None]  # (element, what is wrong) of the Encounter being read
-SHOWN_ERRORS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +50,10 @@ class EntryError:
         return f"{where}{self.field}: {self.message}"
 
 
-class BundleRejected(Exception):
+class BundleRejected(Rejected[EntryError]):
     """The Bundle had errors; nothing was stored. `errors` holds all of them, by entry."""
 
-    def __init__(self, errors: list[EntryError]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-    def __str__(self) -> str:
-        shown = "\n".join(str(e) for e in self.errors[:SHOWN_ERRORS])
-        more = len(self.errors) - SHOWN_ERRORS
-        tail = f"\n... and {more} more" if more > 0 else ""
-        return f"Bundle rejected, {len(self.errors)} errors, nothing stored:\n{shown}{tail}"
+    what = "Bundle"
 
 
 @dataclass

@@ -24,6 +24,7 @@ from stepout.services.fhir import BundleRejected, export_fhir, import_fhir
 from stepout.services.ports import Selection
 from stepout.web import audit
 from stepout.web.api.schemas import bad_input
+from stepout.web.api.uploads import UploadRefused, read_upload
 from stepout.web.audit import record_read
 from stepout.web.security import ApiUser, State, require
 from stepout.web.state import AppState
@@ -32,7 +33,6 @@ router = APIRouter(tags=["fhir"])
 
 MEDIA_TYPE: Final = "application/fhir+json"
 MEDIA_TYPES: Final = frozenset({MEDIA_TYPE, "application/json"})
-MAX_BODY: Final = 64 * 1024 * 1024
 MAX_LISTED: Final = 1000
 
 
@@ -80,10 +80,6 @@ def _instant(text: str) -> int:
         raise bad_input("as_of", f"{e}; expected like 2026-11-30T18:00:00+00:00") from None
 
 
-def _refused(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code)
-
-
 @router.post(
     "/fhir/Bundle",
     openapi_extra={
@@ -108,27 +104,16 @@ async def import_bundle(request: Request, user: ApiUser, state: State) -> Any:
     Encounters read, the sessions created, those already stored alike, and the Encounters
     skipped (not finished)."""
     require(user, "records.import")
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media not in MEDIA_TYPES:
-        return _refused(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Send a FHIR Bundle as application/fhir+json.",
+    try:
+        body = await read_upload(
+            request,
+            MEDIA_TYPES,
+            send_as="Send a FHIR Bundle as application/fhir+json.",
+            split_hint="send a month at a time.",
         )
-    too_large = _refused(
-        status.HTTP_413_CONTENT_TOO_LARGE,
-        "body-too-large",
-        f"The body is over {MAX_BODY // (1024 * 1024)} MiB; send a month at a time.",
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        return too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return too_large
-    return await run_in_threadpool(_import, state, bytes(body), user.practice, user.id)
+    except UploadRefused as refused:
+        return refused.response
+    return await run_in_threadpool(_import, state, body, user.practice, user.id)
 
 
 def _import(state: AppState, body: bytes, practice: str, actor: str) -> Any:
